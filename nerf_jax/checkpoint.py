@@ -1,0 +1,115 @@
+"""Checkpoints (orbax CheckpointManager) and the run's config saved beside them.
+
+A workdir holds one run: config.json (the config it was started with) and checkpoints/<step>/. Resuming
+with a config that changes what the checkpoint means (task, model, data) is refused with the differing
+keys listed; other changes (steps, intervals, evaluation) are allowed and reported.
+"""
+
+import json
+import os
+
+import orbax.checkpoint as ocp
+
+# Config keys that may change between a run and its resumption: they do not change the parameters'
+# shapes or what the data is, only how long and how verbosely the run goes on.
+SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
+                  'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume', 'eval.')
+
+
+class CheckpointError(RuntimeError):
+  """A workdir whose checkpoints cannot be used as asked; the message says why and what to do."""
+
+
+def flatten(tree, prefix=''):
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def config_differences(saved, current):
+  """Keys whose values differ between two config dicts: {key: (saved, current)}."""
+  a, b = flatten(saved), flatten(current)
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _as_plain_dict(config):
+  # A JSON round trip turns tuples into lists, so a saved config compares equal to the same config.
+  return json.loads(config.to_json())
+
+
+class Checkpoints:
+  """Saves and restores a run's TrainState under workdir/checkpoints."""
+
+  def __init__(self, workdir, config):
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, 'checkpoints')
+    self.config = config
+    try:
+      os.makedirs(self.workdir, exist_ok=True)
+    except OSError as e:
+      raise CheckpointError(f'Cannot create the workdir {self.workdir!r} ({e.strerror}); choose a '
+                            f'writable --workdir.') from e
+    if not os.access(self.workdir, os.W_OK):
+      raise CheckpointError(f'The workdir {self.workdir!r} is not writable; choose another --workdir.')
+    options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def check_config(self):
+    """Writes config.json for a new run; for an existing one, refuses incompatible changes.
+
+    Returns the list of allowed changes as 'key: old -> new' strings.
+    """
+    path = os.path.join(self.workdir, 'config.json')
+    current = _as_plain_dict(self.config)
+    if not os.path.exists(path):
+      with open(path, 'w') as f:
+        json.dump(current, f, indent=2, sort_keys=True)
+      return []
+    with open(path) as f:
+      saved = json.load(f)
+    differences = config_differences(saved, current)
+    unsafe = {k: v for k, v in differences.items() if not k.startswith(SAFE_TO_CHANGE)}
+    if unsafe and self.latest_step() is not None:
+      listing = '\n'.join(f'  {k}: {old!r} (saved) != {new!r} (now)' for k, (old, new) in unsafe.items())
+      raise CheckpointError(
+          f'The checkpoints in {self.directory} were made with a different config:\n{listing}\n'
+          f'Use the same settings to resume, or a new --workdir to start a new run.')
+    if unsafe:  # config.json of a run that never saved a checkpoint: nothing to protect.
+      with open(path, 'w') as f:
+        json.dump(current, f, indent=2, sort_keys=True)
+      return []
+    return [f'{k}: {old!r} -> {new!r}' for k, (old, new) in differences.items()]
+
+  def restore(self, state, step=None):
+    """`state` with its fields replaced by the checkpoint at `step` (the latest when None)."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f'No checkpoint in {self.directory}: train first (same --config and '
+                            f'--workdir, --mode train).')
+    restored = self.manager.restore(step, args=ocp.args.StandardRestore(_savable(state)))
+    return state.replace(**restored)
+
+  def save(self, state):
+    """Saves `state` at its step (asynchronously; `wait` before reading it back)."""
+    step = int(state.step)
+    if step not in self.manager.all_steps():
+      self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.close()
+
+
+def _savable(state):
+  """The parts of a TrainState that a checkpoint holds (apply_fn and tx are code, not data)."""
+  return {'step': state.step, 'params': state.params, 'opt_state': state.opt_state, 'key': state.key}

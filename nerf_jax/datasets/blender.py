@@ -1,0 +1,159 @@
+"""Blender-format (NeRF synthetic) scenes: transforms_{split}.json plus RGBA PNGs.
+
+Poses in transforms_*.json are camera-to-world matrices with the camera looking down its -Z axis and +Y
+up (OpenGL / Blender), which is how they are returned: nothing here inverts or flips them.
+"""
+
+import dataclasses
+import json
+import os
+
+import imageio.v3 as iio
+import numpy as np
+
+DOWNLOAD_HINT = (
+    'The NeRF synthetic scenes (lego, ...) come from the NeRF authors\' "nerf_synthetic" archive '
+    '(https://github.com/bmild/nerf, "Data"); unzip it and pass the folder that holds the scene folders '
+    'with --config.data.root=PATH. The built-in scene needs no download: configs/demo.py.')
+
+
+class DatasetError(ValueError):
+  """Missing or malformed scene data; the message says what is wrong and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneSplit:
+  """One split of a scene, images already composited and resized.
+
+  images: float32 [num_views, height, width, 3] in [0, 1]
+  alphas: float32 [num_views, height, width] in [0, 1]
+  poses: float32 [num_views, 4, 4] camera-to-world
+  focal: focal length in pixels at this resolution
+  """
+  images: np.ndarray
+  alphas: np.ndarray
+  poses: np.ndarray
+  focal: float
+  names: tuple
+
+  @property
+  def height(self):
+    return self.images.shape[1]
+
+  @property
+  def width(self):
+    return self.images.shape[2]
+
+
+def composite_on_white(rgba):
+  """Straight-alpha RGBA onto a white background: rgb * a + (1 - a).
+
+  rgba: float32 [..., 4] in [0, 1] -> float32 [..., 3]
+  """
+  rgb, alpha = rgba[..., :3], rgba[..., 3:]
+  return rgb * alpha + (1.0 - alpha)
+
+
+def _area_weights(size_in, size_out):
+  """Row-stochastic matrix [size_out, size_in] averaging the input cells each output cell covers."""
+  edges = np.arange(size_out + 1) * (size_in / size_out)
+  lo, hi = edges[:-1, None], edges[1:, None]
+  cells = np.arange(size_in)[None, :]
+  overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+  return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def area_resize(image, height, width):
+  """Area-averaging resize (each output pixel is the mean of the input area it covers).
+
+  image: float32 [H, W, C] -> float32 [height, width, C]; only downsampling is meant.
+  """
+  rows = _area_weights(image.shape[0], height)
+  cols = _area_weights(image.shape[1], width)
+  return np.einsum('ah,hwc,bw->abc', rows, image, cols)
+
+
+def _fail(message):
+  raise DatasetError(message)
+
+
+def read_transforms(scene_dir, split):
+  """Parsed transforms_{split}.json, checked for the fields the loader needs."""
+  path = os.path.join(scene_dir, f'transforms_{split}.json')
+  if not os.path.isdir(scene_dir):
+    _fail(f'Scene folder {scene_dir!r} does not exist. {DOWNLOAD_HINT}')
+  if not os.path.isfile(path):
+    present = sorted(f for f in os.listdir(scene_dir) if f.startswith('transforms_'))
+    _fail(f'{path!r} is missing (found: {present or "no transforms_*.json"}). A Blender scene has one '
+          f'transforms_{{split}}.json per split; pick a split that exists with --config.data.split / '
+          f'--config.eval.split, or {DOWNLOAD_HINT}')
+  try:
+    with open(path) as f:
+      meta = json.load(f)
+  except json.JSONDecodeError as e:
+    _fail(f'{path!r} is not valid JSON ({e}); re-download or re-export the scene.')
+  if not isinstance(meta, dict) or 'camera_angle_x' not in meta:
+    _fail(f'{path!r} has no "camera_angle_x" (the horizontal field of view in radians).')
+  frames = meta.get('frames')
+  if not isinstance(frames, list) or not frames:
+    _fail(f'{path!r} has no "frames" list (one entry per image).')
+  for i, frame in enumerate(frames):
+    if 'file_path' not in frame or 'transform_matrix' not in frame:
+      _fail(f'{path!r}: frame {i} needs "file_path" and "transform_matrix".')
+    if np.asarray(frame['transform_matrix']).shape != (4, 4):
+      _fail(f'{path!r}: frame {i} "transform_matrix" is not 4x4.')
+  return meta
+
+
+def read_rgba(scene_dir, file_path):
+  """One frame's image as float32 [H, W, 4] in [0, 1]."""
+  path = os.path.normpath(os.path.join(scene_dir, file_path))
+  if not os.path.splitext(path)[1]:
+    path += '.png'  # Blender's transforms name frames without the extension.
+  if not os.path.isfile(path):
+    _fail(f'Image {path!r} named in the transforms file is missing; the scene folder is incomplete.')
+  image = np.asarray(iio.imread(path))
+  if image.ndim != 3 or image.shape[-1] != 4:
+    channels = 1 if image.ndim == 2 else image.shape[-1]
+    _fail(f'Image {path!r} has {channels} channel(s); Blender scenes are RGBA (4 channels) so the '
+          f'object can be composited onto the background. Re-export it with an alpha channel.')
+  scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+  return image.astype(np.float32) / scale
+
+
+def load_split(root, scene, split, *, input_ratio=1.0, white_bkgd=True, views=None):
+  """Loads a split of a Blender scene.
+
+  views: indices of the frames to load (all when None).
+  input_ratio: output size / stored size, in (0, 1]; resizing averages areas, as the half-res data did.
+  white_bkgd: composite onto white (rgb * a + (1 - a)); otherwise the straight rgb is kept.
+  """
+  if not 0.0 < input_ratio <= 1.0:
+    _fail(f'data.input_ratio must be in (0, 1] (a downsampling factor), got {input_ratio}.')
+  scene_dir = os.path.join(root, scene)
+  meta = read_transforms(scene_dir, split)
+  frames = meta['frames']
+  views = range(len(frames)) if views is None else views
+  for v in views:
+    if not 0 <= v < len(frames):
+      _fail(f'View {v} does not exist: split {split!r} of {scene_dir!r} has {len(frames)} views '
+            f'(0..{len(frames) - 1}).')
+  images, alphas, poses, names = [], [], [], []
+  for v in views:
+    rgba = read_rgba(scene_dir, frames[v]['file_path'])
+    h, w = rgba.shape[:2]
+    out_h, out_w = round(h * input_ratio), round(w * input_ratio)
+    # Composite at full resolution, then average: averaging straight-alpha rgb first would blend the
+    # (undefined) colour of transparent pixels into the object's edges.
+    rgb = composite_on_white(rgba) if white_bkgd else rgba[..., :3]
+    image = np.concatenate([rgb, rgba[..., 3:]], -1)
+    if (out_h, out_w) != (h, w):
+      image = area_resize(image, out_h, out_w)
+    images.append(image[..., :3])
+    alphas.append(image[..., 3])
+    poses.append(np.asarray(frames[v]['transform_matrix'], np.float32))
+    names.append(os.path.basename(frames[v]['file_path']))
+  width = images[0].shape[1]
+  focal = 0.5 * width / np.tan(0.5 * float(meta['camera_angle_x']))
+  return SceneSplit(images=np.stack(images).astype(np.float32), alphas=np.stack(alphas).astype(np.float32),
+                    poses=np.stack(poses), focal=float(focal), names=tuple(names))

@@ -1,0 +1,83 @@
+"""Whole-image prediction in fixed-size chunks, metrics and images on disk."""
+
+import json
+import os
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from nerf_jax import metrics
+
+
+def predict_in_chunks(predict, params, inputs, chunk):
+  """Runs `predict(params, chunk_inputs)` over `inputs` in chunks of exactly `chunk` rows.
+
+  The last chunk is padded to full size (repeating row 0), so `predict` compiles once whatever the
+  image size; only the chunk's results travel back to the host, so memory follows the chunk, not the
+  image.
+  inputs: pytree of arrays [n, ...]; predict: jitted fn -> pytree of [chunk, ...]
+  returns: pytree of numpy arrays [n, ...]
+  """
+  n = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+  outputs = []
+  for start in range(0, n, chunk):
+    piece = jax.tree_util.tree_map(lambda x: np.asarray(x[start:start + chunk]), inputs)
+    size = jax.tree_util.tree_leaves(piece)[0].shape[0]
+    if size < chunk:
+      piece = jax.tree_util.tree_map(
+          lambda x: np.concatenate([x, np.repeat(x[:1], chunk - size, axis=0)]), piece)
+    result = jax.device_get(predict(params, piece))
+    outputs.append(jax.tree_util.tree_map(lambda x: x[:size], result))
+  return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def to_uint8(image):
+  """float [H, W, C] in [0, 1] -> uint8 [H, W, C]."""
+  return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+class Evaluator:
+  """Renders a task's views and scores them; one compiled predict and SSIM per image size."""
+
+  def __init__(self, task, chunk):
+    self.task = task
+    self.chunk = chunk
+    self._predict = jax.jit(task.predict)
+    self._ssim = jax.jit(metrics.ssim)
+
+  def render(self, params, view):
+    """Model outputs for every pixel of `view`, each reshaped to [H, W, ...]."""
+    height, width = view.target.shape[:2]
+    flat = predict_in_chunks(self._predict, params, view.inputs, self.chunk)
+    return {k: v.reshape(height, width, *v.shape[1:]) for k, v in flat.items()}
+
+  def score(self, prediction, target):
+    """{'psnr': dB, 'ssim': [0, 1]} of an rgb prediction [H, W, 3] against the ground truth."""
+    return {'psnr': float(metrics.psnr(prediction, target)),
+            'ssim': float(self._ssim(prediction, target))}
+
+  def run(self, params, split, out_dir=None):
+    """Scores every view of `split`; with out_dir, writes metrics.json and a PNG per view there.
+
+    Returns (summary dict, last view's ground truth | prediction image as uint8 [H, 2W, 3]).
+    """
+    per_view, panel = {}, None
+    for view in self.task.eval_views(split):
+      outputs = self.render(params, view)
+      per_view[view.name] = self.score(outputs['rgb'], view.target)
+      panel = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
+      if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), panel)
+    summary = {
+        'split': split,
+        'num_views': len(per_view),
+        'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
+        'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
+        'views': per_view,
+    }
+    if out_dir is not None:
+      with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary, panel

@@ -1,0 +1,51 @@
+"""The task registry: what the trainer and evaluator need from a mode (image fitting, NeRF).
+
+One trainer serves every task. A task owns its data, model and loss; the trainer owns the loop,
+optimiser, checkpoints and logs. Its methods are pure where they run under jit.
+"""
+
+from typing import Any, Iterator, NamedTuple, Protocol
+
+import numpy as np
+
+
+class EvalView(NamedTuple):
+  """One view to evaluate: its name, the model inputs for every pixel and the ground truth.
+
+  inputs: pytree of arrays with leading axis height * width; target: float32 [height, width, 3].
+  """
+  name: str
+  inputs: Any
+  target: np.ndarray
+
+
+class Task(Protocol):
+  model: Any  # a flax.linen.Module
+
+  def dummy_inputs(self) -> Any:
+    """Inputs of the right structure to initialise the model's parameters."""
+
+  def train_data(self) -> Any:
+    """Pytree of arrays the steps sample from; placed on the device once."""
+
+  def sample_batch(self, data, key, step) -> Any:
+    """The step's batch, drawn from `data` (pure, jittable; depends only on key and step)."""
+
+  def loss(self, params, batch, key) -> tuple:
+    """(scalar loss, dict of scalar metrics) for one batch (pure, jittable)."""
+
+  def predict(self, params, inputs) -> dict:
+    """Per-pixel outputs ({'rgb': [n, 3], ...}) for a chunk of inputs (pure, jittable)."""
+
+  def eval_views(self, split: str) -> Iterator[EvalView]:
+    """The views of `split` that evaluation renders."""
+
+
+def make_task(config) -> Task:
+  """The task named by config.task, with its data loaded."""
+  # Imported here so that a task's dependencies load only when it is used.
+  from nerf_jax import image_fit
+  registry = {'img_fit': image_fit.ImageFitTask}
+  if config.task not in registry:
+    raise ValueError(f'Unknown task {config.task!r}; config.task must be one of {sorted(registry)}.')
+  return registry[config.task](config)

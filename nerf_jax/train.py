@@ -1,0 +1,175 @@
+"""The trainer shared by every task: state, one jitted step, the loop with checkpoints, logs and evaluation."""
+
+import functools
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+from tqdm import tqdm
+
+from nerf_jax import checkpoint, evaluate, summary, tasks
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus the run's base PRNG key.
+
+  A step's randomness is fold_in(key, step), so resuming needs only the step and this key.
+  """
+  key: jax.Array
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or Inf; training stopped without saving the bad parameters."""
+
+
+def learning_rate_schedule(train_config):
+  """lr * decay_rate ** (step / decay_steps): NeRF's continuous exponential decay."""
+  return optax.exponential_decay(init_value=train_config.lr,
+                                 transition_steps=train_config.lr_decay_steps,
+                                 decay_rate=train_config.lr_decay_rate)
+
+
+def create_train_state(config, task):
+  """A fresh TrainState for `task` with Adam on the decaying learning rate."""
+  init_key, run_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
+  params = task.model.init(init_key, task.dummy_inputs())
+  tx = optax.adam(learning_rate_schedule(config.train))
+  return TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
+
+
+def train_step(state, batch, key, *, loss_fn):
+  """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
+
+  loss_fn(params, batch, key) -> (loss, metrics); pure, so the step can be jitted or mapped.
+  """
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+  return state.apply_gradients(grads=grads), {'loss': loss, **aux}
+
+
+def make_train_iteration(task):
+  """jit((state, data) -> (state, metrics)): draws the step's batch on the device, then train_step.
+
+  The state's buffers are donated: the old parameters and optimiser moments are dead after the step.
+  """
+  step_fn = functools.partial(train_step, loss_fn=task.loss)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def iteration(state, data):
+    batch_key, step_key = jax.random.split(jax.random.fold_in(state.key, state.step))
+    batch = task.sample_batch(data, batch_key, state.step)
+    return step_fn(state, batch, step_key)
+
+  return iteration
+
+
+@jax.jit
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def _check_finite(metrics, step):
+  for name, value in metrics.items():
+    if not math.isfinite(float(value)):
+      raise NonFiniteLossError(
+          f'{name} is {float(value)} at step {step}; training stopped and the last checkpoint (before '
+          f'this step) is kept. Lower train.lr or check the data.')
+
+
+def default_workdir(config):
+  return os.path.join('runs', config.name)
+
+
+def train_and_evaluate(config, workdir):
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; evaluates at the end.
+
+  Returns the final TrainState.
+  """
+  task = tasks.make_task(config)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  for change in ckpts.check_config():
+    print(f'Config changed since the run started (allowed): {change}')
+  state = create_train_state(config, task)
+  latest = ckpts.latest_step()
+  if latest is not None:
+    if not config.train.resume:
+      raise checkpoint.CheckpointError(
+          f'{ckpts.directory} already holds checkpoints (latest step {latest}) and train.resume is '
+          f'False. Nothing was changed: pass a new --workdir, or drop --config.train.resume=False to '
+          f'continue that run.')
+    state = ckpts.restore(state, latest)
+    print(f'Resumed from step {latest} in {ckpts.directory}.')
+  start = int(state.step)
+  steps = config.train.steps
+  if start >= steps:
+    print(f'Run in {ckpts.workdir} is already at step {start} >= train.steps={steps}: nothing to train. '
+          f'Evaluate it with --mode evaluate, or raise --config.train.steps to train further.')
+    ckpts.close()
+    return state
+
+  writer = summary.Summary(ckpts.workdir)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  schedule = learning_rate_schedule(config.train)
+  data = jax.device_put(task.train_data())
+  iteration = make_train_iteration(task)
+  bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True)
+  last_time, last_step = time.perf_counter(), start
+  for step in range(start + 1, steps + 1):
+    state, metrics = iteration(state, data)
+    bar.update(1)
+    if step % config.train.log_every == 0 or step == steps:
+      metrics = jax.device_get(metrics)
+      _check_finite(metrics, step)
+      now = time.perf_counter()
+      rate = (step - last_step) / (now - last_time)
+      last_time, last_step = now, step
+      writer.scalars({f'train/{k}': v for k, v in metrics.items()}, step)
+      writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
+      bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
+    if step % config.train.checkpoint_every == 0 or step == steps:
+      _check_finite(jax.device_get(metrics), step)
+      if not bool(_all_finite(state.params)):
+        _check_finite({'a parameter': float('nan')}, step)
+      ckpts.save(state)
+    if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
+      result, panel = evaluator.run(state.params, config.eval.split)
+      writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
+      writer.image('eval/gt_pred', panel, step)
+  bar.close()
+  ckpts.wait()
+  ckpts.close()
+  _write_evaluation(config, ckpts.workdir, task, state, writer)
+  writer.close()
+  return state
+
+
+def _write_evaluation(config, workdir, task, state, writer=None):
+  step = int(state.step)
+  out_dir = os.path.join(workdir, 'eval', f'{config.eval.split}_step{step}')
+  start = time.perf_counter()
+  result, panel = evaluate.Evaluator(task, config.eval.chunk).run(state.params, config.eval.split, out_dir)
+  seconds = time.perf_counter() - start
+  if writer is not None:
+    writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
+    writer.image('eval/gt_pred', panel, step)
+  print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {config.eval.split!r}: '
+        f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s).\n'
+        f'Wrote {os.path.join(out_dir, "metrics.json")} and the ground truth | prediction PNG(s) there.')
+  return result
+
+
+def evaluate_checkpoint(config, workdir):
+  """Evaluates the latest checkpoint in `workdir` on config.eval.split; returns the metrics dict."""
+  task = tasks.make_task(config)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  if ckpts.latest_step() is None:
+    ckpts.close()
+    raise checkpoint.CheckpointError(
+        f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
+  ckpts.check_config()
+  state = ckpts.restore(create_train_state(config, task))
+  ckpts.close()
+  return _write_evaluation(config, ckpts.workdir, task, state)
