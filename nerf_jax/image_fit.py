@@ -19,13 +19,18 @@ def uv_grid(height, width):
 
 
 class ImageFitTask:
-  """Fits view `data.view` of split `data.split`; evaluation renders that view of `eval.split`."""
+  """Fits view `data.view` of split `data.split`; evaluation renders that view of `eval.split`.
 
-  def __init__(self, config):
+  image: float32 [H, W, 3] to fit instead of reading the data (benchmarks); evaluated as the same view.
+  """
+
+  def __init__(self, config, image=None):
     self.config = config
     self.model = ImageMLP(width=config.model.width, depth=config.model.depth,
                           num_freqs=config.model.num_freqs)
-    self.image = datasets.load_split(config.data, config.data.split, views=[config.data.view]).images[0]
+    if image is None:
+      image = datasets.load_split(config.data, config.data.split, views=[config.data.view]).images[0]
+    self.image = image
 
   def dummy_inputs(self):
     return jnp.zeros((1, 2), jnp.float32)

@@ -1,0 +1,103 @@
+"""Speed benchmarks: python benchmarks/run.py [--only NAME] [--json PATH]
+
+Each entry times the real jitted training iteration of a config on synthetic data of the config's size
+(speed does not depend on the pixels' values) and reports it against this machine's float32
+matrix-product rate, measured in the same process.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import img_fit  # noqa: E402
+from nerf_jax import models, train  # noqa: E402
+from nerf_jax.image_fit import ImageFitTask  # noqa: E402
+
+
+def matmul_gflops(size=4096, repeats=5):
+  """Best float32 [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * size**3 / best / 1e9
+
+
+def time_training(task, config, min_seconds=10.0, min_steps=50):
+  """(compile_s, steps_per_s) of task's jitted training iteration."""
+  start = time.perf_counter()
+  state = train.create_train_state(config, task)
+  data = jax.device_put(task.train_data())
+  iteration = train.make_train_iteration(task)
+  state, metrics = iteration(state, data)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  for _ in range(5):  # warm up
+    state, metrics = iteration(state, data)
+  jax.block_until_ready(metrics)
+  steps, start = 0, time.perf_counter()
+  while steps < min_steps or time.perf_counter() - start < min_seconds:
+    for _ in range(10):
+      state, metrics = iteration(state, data)
+    jax.block_until_ready(metrics)
+    steps += 10
+  return compile_s, steps / (time.perf_counter() - start)
+
+
+def bench_img_fit():
+  config = img_fit.get_config()
+  image = np.random.default_rng(0).uniform(size=(400, 400, 3)).astype(np.float32)
+  task = ImageFitTask(config, image=image)
+  compile_s, steps_per_s = time_training(task, config)
+  flops_forward = models.image_mlp_flops_per_pixel(config.model.width, config.model.depth,
+                                                   config.model.num_freqs)
+  # The backward pass costs twice the forward (gradients for inputs and weights of every layer).
+  return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
+          'flops_per_step': 3 * flops_forward * config.train.batch_size, 'compile_s': compile_s}
+
+
+BENCHMARKS = {'img_fit': bench_img_fit}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
+                      help='run only this entry (repeatable)')
+  parser.add_argument('--json', help='also write the results here as {name: {...}}')
+  args = parser.parse_args()
+  names = args.only or list(BENCHMARKS)
+  matmul = matmul_gflops()
+  results = {}
+  for name in names:
+    entry = BENCHMARKS[name]()
+    entry['gflops_per_s'] = entry['flops_per_step'] * entry['steps_per_s'] / 1e9
+    entry['matmul_gflops_per_s'] = matmul
+    entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul
+    entry['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results[name] = entry
+  print(f'{jax.devices()[0].platform} x{jax.device_count()}, float32 matmul {matmul:.0f} GFLOP/s')
+  columns = ['steps_per_s', 'rays_per_s', 'gflops_per_s', 'fraction_of_matmul', 'compile_s', 'peak_rss_mb']
+  print(f'{"name":<16}' + ''.join(f'{c:>20}' for c in columns))
+  for name, entry in results.items():
+    print(f'{name:<16}' + ''.join(f'{entry[c]:>20.3f}' for c in columns))
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(results, f, indent=2)
+    print(f'Wrote {args.json}')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,54 @@
+"""Shared fixtures: a small generated scene, the shared lego scene where present, config helpers."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from configs import default  # noqa: E402
+from nerf_jax.datasets import generated  # noqa: E402
+
+# The NeRF synthetic data (folder holding lego/); NERF_JAX_DATA overrides the shared default.
+DATA_ROOT = os.environ.get('NERF_JAX_DATA', os.path.join(REPO, '..', 'shared', 'data', 'nerf_synthetic_400'))
+
+
+@pytest.fixture(scope='session')
+def spheres_root(tmp_path_factory):
+  """A folder holding a small built-in scene 'spheres' (64x64, 8 train / 2 val / 2 test views)."""
+  root = tmp_path_factory.mktemp('scenes')
+  generated.write_scene(str(root / 'spheres'), size=64,
+                        splits={'train': (8, 0), 'val': (2, 1), 'test': (2, 2)})
+  return str(root)
+
+
+@pytest.fixture(scope='session')
+def lego_root():
+  if not os.path.isfile(os.path.join(DATA_ROOT, 'lego', 'transforms_train.json')):
+    pytest.skip(f'lego not found under {DATA_ROOT!r}; set NERF_JAX_DATA to the folder holding lego/')
+  return DATA_ROOT
+
+
+def override(config, **values):
+  """config with dotted keys replaced: override(c, **{'train.lr': 1e-3})."""
+  config = config.copy_and_resolve_references()
+  for dotted, value in values.items():
+    *path, leaf = dotted.split('.')
+    node = config
+    for name in path:
+      node = node[name]
+    node[leaf] = value
+  return config
+
+
+def small_fit_config(root, **values):
+  """Image fitting on the generated scene with a small, fast model."""
+  config = default.get_config()
+  settings = {'data.root': root, 'data.scene': 'spheres', 'model.width': 64, 'model.depth': 2,
+              'model.num_freqs': 6, 'train.steps': 60, 'train.batch_size': 1024, 'train.lr': 5e-3,
+              'train.lr_decay_steps': 1000, 'train.log_every': 20, 'train.eval_every': 0,
+              'train.checkpoint_every': 30, 'eval.chunk': 1000}
+  settings.update(values)
+  return override(config, **settings)

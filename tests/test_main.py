@@ -1,0 +1,42 @@
+"""The command line as a user meets it: main.py in a subprocess."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_main(*args, cwd=REPO):
+  result = subprocess.run([sys.executable, os.path.join(REPO, 'main.py'), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+  return result.returncode, result.stdout + result.stderr
+
+
+def test_unknown_config_key_is_named():
+  code, out = run_main('--config', 'configs/img_fit.py', '--config.train.lrr=1e-3')
+  assert code != 0
+  assert "'lrr'" in out and 'Did you mean "lr"' in out and 'Traceback' not in out
+
+
+def test_wrong_type_is_named():
+  code, out = run_main('--config', 'configs/img_fit.py', '--config.train.steps=many')
+  assert code != 0 and '--config.train.steps=many' in out and 'Traceback' not in out
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+  code, out = run_main('--config', 'configs/img_fit.py', f'--config.data.root={tmp_path}',
+                       f'--workdir={tmp_path / "run"}')
+  assert code != 0 and 'does not exist' in out and 'nerf_synthetic' in out and 'Traceback' not in out
+
+
+def test_train_then_evaluate_from_the_command_line(spheres_root, tmp_path):
+  common = ['--config', 'configs/demo.py', f'--config.data.root={spheres_root}', f'--workdir={tmp_path}',
+            '--config.train.steps=20', '--config.train.batch_size=512', '--config.model.width=32']
+  code, out = run_main(*common)
+  assert code == 0, out
+  assert 'PSNR' in out and os.path.exists(tmp_path / 'config.json')
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(tmp_path))
+  code, out = run_main(*common, '--mode', 'evaluate')
+  assert code == 0, out
+  assert f'{tmp_path}/eval/train_step20/metrics.json' in out

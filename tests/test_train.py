@@ -1,0 +1,95 @@
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from nerf_jax import checkpoint, tasks, train
+from tests.conftest import small_fit_config
+
+
+def _params(state):
+  return jax.tree_util.tree_leaves(jax.device_get(state.params))
+
+
+def test_short_fit_raises_psnr(spheres_root, tmp_path):
+  config = small_fit_config(spheres_root, **{'train.steps': 150})
+  task = tasks.make_task(config)
+  state = train.create_train_state(config, task)
+  before = train.evaluate.Evaluator(task, 1000).run(state.params, 'train')[0]['psnr']
+  state = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  with open(tmp_path / 'run' / 'eval' / 'train_step150' / 'metrics.json') as f:
+    after = json.load(f)['psnr']
+  assert int(state.step) == 150
+  assert after > before + 5.0, (before, after)
+
+
+def test_resume_matches_an_uninterrupted_run(spheres_root, tmp_path):
+  straight = train.train_and_evaluate(small_fit_config(spheres_root), str(tmp_path / 'straight'))
+  # The same run stopped at step 30 (its first checkpoint), then started again with the full length.
+  train.train_and_evaluate(small_fit_config(spheres_root, **{'train.steps': 30}), str(tmp_path / 'resumed'))
+  steps = os.listdir(tmp_path / 'resumed' / 'checkpoints')
+  assert steps == ['30']
+  resumed = train.train_and_evaluate(small_fit_config(spheres_root), str(tmp_path / 'resumed'))
+  assert int(resumed.step) == int(straight.step) == 60
+  for a, b in zip(_params(straight), _params(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_finished_run_is_not_retrained(spheres_root, tmp_path, capsys):
+  config = small_fit_config(spheres_root, **{'train.steps': 30})
+  first = train.train_and_evaluate(config, str(tmp_path))
+  again = train.train_and_evaluate(config, str(tmp_path))
+  assert 'nothing to train' in capsys.readouterr().out
+  for a, b in zip(_params(first), _params(again)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoints_keep_the_last_few(spheres_root, tmp_path):
+  config = small_fit_config(spheres_root, **{'train.checkpoint_every': 10, 'train.keep_checkpoints': 2})
+  train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / 'checkpoints'), key=int) == ['50', '60']
+
+
+def test_resume_refuses_a_different_model_and_keeps_the_checkpoint(spheres_root, tmp_path):
+  train.train_and_evaluate(small_fit_config(spheres_root, **{'train.steps': 30}), str(tmp_path))
+  with pytest.raises(checkpoint.CheckpointError, match=r'model\.width: 64 \(saved\) != 32'):
+    train.train_and_evaluate(small_fit_config(spheres_root, **{'model.width': 32}), str(tmp_path))
+  with pytest.raises(checkpoint.CheckpointError, match='train.resume is False'):
+    train.train_and_evaluate(small_fit_config(spheres_root, **{'train.resume': False}), str(tmp_path))
+  assert os.listdir(tmp_path / 'checkpoints') == ['30']
+  with open(tmp_path / 'config.json') as f:
+    assert json.load(f)['model']['width'] == 64
+
+
+def test_evaluate_writes_metrics_and_image(spheres_root, tmp_path):
+  config = small_fit_config(spheres_root, **{'train.steps': 30})
+  with pytest.raises(checkpoint.CheckpointError, match='No checkpoint'):
+    train.evaluate_checkpoint(config, str(tmp_path))
+  train.train_and_evaluate(config, str(tmp_path))
+  result = train.evaluate_checkpoint(config, str(tmp_path))
+  out = tmp_path / 'eval' / 'train_step30'
+  with open(out / 'metrics.json') as f:
+    saved = json.load(f)
+  assert saved['psnr'] == pytest.approx(result['psnr']) and 0 < saved['ssim'] <= 1
+  assert saved['num_views'] == 1 and list(saved['views']) == ['train_000']
+  import imageio.v3 as iio
+  assert iio.imread(out / 'train_000.png').shape == (64, 128, 3)  # ground truth | prediction
+
+
+def test_nan_loss_stops_without_saving(spheres_root, tmp_path):
+  config = small_fit_config(spheres_root, **{'train.lr': 1e30, 'train.steps': 30})
+  with pytest.raises(train.NonFiniteLossError, match='at step'):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path / 'checkpoints')
+
+
+def test_chunked_prediction_compiles_once(spheres_root):
+  config = small_fit_config(spheres_root)
+  task = tasks.make_task(config)
+  state = train.create_train_state(config, task)
+  evaluator = train.evaluate.Evaluator(task, chunk=1000)  # 64 * 64 = 4096: 5 chunks, the last padded
+  evaluator.run(state.params, 'train')
+  evaluator.run(state.params, 'val')
+  assert evaluator._predict._cache_size() == 1
