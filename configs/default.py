@@ -8,7 +8,7 @@ import ml_collections
 
 def get_config():
   config = ml_collections.ConfigDict()
-  config.task = 'img_fit'  # 'img_fit' (pixel (u, v) -> rgb)
+  config.task = 'img_fit'  # 'img_fit' (pixel (u, v) -> rgb) or 'nerf'
   config.name = 'default'  # the run's name; the default workdir is runs/<name>
 
   config.data = data = ml_collections.ConfigDict()
@@ -18,11 +18,19 @@ def get_config():
   data.view = 0  # img_fit: the view (frame index) to fit
   data.input_ratio = 1.0  # resize factor in (0, 1], area averaging (0.5: 800x800 -> 400x400)
   data.white_bkgd = True  # composite RGBA onto white: rgb * a + (1 - a)
+  data.near = 2.0  # nerf: ray samples start here (Blender scenes: cameras ~4 from the origin)
+  data.far = 6.0  # nerf: and end here
+  data.batching = 'single_image'  # nerf: rays of a step from one random image, or 'all_images'
 
   config.model = model = ml_collections.ConfigDict()
   model.width = 128  # hidden units per layer
   model.depth = 4  # hidden layers
-  model.num_freqs = 10  # frequency-encoding frequencies of the input coordinates
+  model.num_freqs = 10  # frequency-encoding frequencies of the input coordinates (nerf: positions)
+  model.skip = 4  # nerf: the encoded point is concatenated after trunk layer skip + 1
+  model.width_view = 128  # nerf: the view-dependent colour layer
+  model.dir_freqs = 4  # nerf: frequencies of the view-direction encoding
+  model.num_coarse = 64  # nerf: stratified samples per ray (coarse network)
+  model.num_fine = 128  # nerf: extra samples from the coarse weights (fine network sees both)
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 10_000  # total optimisation steps
@@ -36,8 +44,13 @@ def get_config():
   train.checkpoint_every = 1000  # steps between checkpoints (and at the end)
   train.keep_checkpoints = 3  # the newest checkpoints kept; older ones are removed as new ones land
   train.resume = True  # continue from the workdir's latest checkpoint (False: refuse if one exists)
+  train.precrop_steps = 0  # nerf: the first steps draw rays from the central crop only
+  train.precrop_frac = 0.5  # nerf: the crop's share of each side
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.split = 'train'  # the split evaluation renders (img_fit: view data.view of it)
+  config.eval.split = 'train'  # --mode evaluate renders this split (img_fit: view data.view of it)
+  config.eval.views = (0, -1, 1)  # [start, stop, step] of its views; stop -1 = through the last
+  config.eval.train_split = 'train'  # evaluation while training and at its end: this split ...
+  config.eval.train_views = (0, -1, 1)  # ... and these of its views
   config.eval.chunk = 16384  # pixels (or rays) per forward pass when rendering whole images
   return config

@@ -63,3 +63,49 @@ def epoch_batch(key, step, batch_size, n):
   epoch, offset = step // steps_per_epoch, step % steps_per_epoch
   positions = offset * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
   return permute(jax.random.fold_in(key, epoch), positions, n)
+
+
+def precrop_active(step, precrop_steps):
+  """Whether step `step` trains on the central crop only: exactly the steps 0 .. precrop_steps - 1.
+
+  A pure function of the step, so the crop switches off on schedule whatever drives the loop
+  (resumed runs, any number of devices or workers).
+  """
+  return step < precrop_steps
+
+
+def crop_box(height, width, frac):
+  """(row0, rows, col0, cols) of the central crop spanning `frac` of each side (NeRF's precrop)."""
+  half_h, half_w = int(height // 2 * frac), int(width // 2 * frac)
+  return height // 2 - half_h, 2 * half_h, width // 2 - half_w, 2 * half_w
+
+
+def pixel_batch(key, step, num_images, height, width, batch_size, *, all_images, precrop_steps=0,
+                precrop_frac=0.5):
+  """Which pixels step `step` trains on, as (image, row, col), each int32 [batch_size].
+
+  all_images: the batch is drawn from the pixels of every image, without replacement within an epoch;
+    otherwise from one random image per step (NeRF's no_batching), without replacement within it.
+  precrop: before `precrop_steps`, only pixels of the central crop (precrop_frac of each side).
+  """
+  def draw(row0, rows, col0, cols):
+    per_image = rows * cols
+    if all_images:
+      flat = epoch_batch(key, step, batch_size, num_images * per_image)
+      image, pixel = flat // per_image, flat % per_image
+    else:
+      if batch_size > per_image:
+        raise ValueError(f'A step asks for {batch_size} rays but an image region has only {per_image} '
+                         f'pixels: lower train.batch_size or use data.batching="all_images".')
+      image_key, pixel_key = jax.random.split(jax.random.fold_in(key, step))
+      image = jnp.full((batch_size,), jax.random.randint(image_key, (), 0, num_images), jnp.int32)
+      pixel = permute(pixel_key, jnp.arange(batch_size), per_image)
+    return image, row0 + pixel // cols, col0 + pixel % cols
+
+  full = draw(0, height, 0, width)
+  if precrop_steps <= 0:
+    return full
+  # Both draws cost O(batch); choosing by the step keeps the function pure and jit-friendly.
+  crop = draw(*crop_box(height, width, precrop_frac))
+  on = precrop_active(step, precrop_steps)
+  return tuple(jnp.where(on, c, f) for c, f in zip(crop, full))

@@ -57,22 +57,30 @@ class Evaluator:
     return {'psnr': float(metrics.psnr(prediction, target)),
             'ssim': float(self._ssim(prediction, target))}
 
-  def run(self, params, split, out_dir=None):
-    """Scores every view of `split`; with out_dir, writes metrics.json and a PNG per view there.
+  def run(self, params, split, views=(0, -1, 1), out_dir=None):
+    """Scores the `views` ([start, stop, step]) of `split`; with out_dir, writes metrics.json and per
+    view {name}.png (prediction), {name}_gt_pred.png and the task's extra maps ({name}_depth.png, ...).
 
-    Returns (summary dict, last view's ground truth | prediction image as uint8 [H, 2W, 3]).
+    Returns (summary dict, first view's ground truth | prediction image as uint8 [H, 2W, 3]).
     """
     per_view, panel = {}, None
-    for view in self.task.eval_views(split):
+    for view in self.task.eval_views(split, views):
       outputs = self.render(params, view)
       per_view[view.name] = self.score(outputs['rgb'], view.target)
-      panel = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
+      pair = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
+      panel = pair if panel is None else panel
       if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), panel)
+        iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), to_uint8(outputs['rgb']))
+        iio.imwrite(os.path.join(out_dir, f'{view.name}_gt_pred.png'), pair)
+        for suffix, image in self.task.extra_images(outputs).items():
+          iio.imwrite(os.path.join(out_dir, f'{view.name}_{suffix}.png'), to_uint8(image))
+    total = self.task.num_views(split)
     summary = {
         'split': split,
         'num_views': len(per_view),
+        'subset': len(per_view) < total,
+        'split_views': total,
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
         'views': per_view,

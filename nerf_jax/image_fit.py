@@ -52,7 +52,8 @@ class ImageFitTask:
   def predict(self, params, inputs):
     return {'rgb': self.model.apply(params, inputs)}
 
-  def eval_views(self, split):
+  def eval_views(self, split, views=None):
+    del views  # image fitting evaluates the one view it fits
     view = self.config.data.view
     if split == self.config.data.split:
       image = self.image
@@ -60,3 +61,9 @@ class ImageFitTask:
       image = datasets.load_split(self.config.data, split, views=[view]).images[0]
     height, width = image.shape[:2]
     yield EvalView(f'{split}_{view:03d}', uv_grid(height, width).reshape(-1, 2), image)
+
+  def num_views(self, split):
+    return 1
+
+  def extra_images(self, outputs):
+    return {}

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nerf_jax import rendering, sampling
 from nerf_jax.encoding import frequency_encoding
 
 
@@ -43,3 +44,85 @@ def image_mlp_flops_per_pixel(width, depth, num_freqs):
 def count_params(params):
   """Number of scalars in a parameter pytree."""
   return sum(int(jnp.size(p)) for p in jax.tree_util.tree_leaves(params))
+
+
+class NerfMLP(nn.Module):
+  """NeRF's MLP: (point, view direction) -> (rgb, density).
+
+  depth x width ReLU trunk on the encoded point, the encoded input concatenated again after layer
+  `skip` + 1 (the paper's skip into the fifth layer), density from the trunk, colour from a width_view
+  layer that also sees the encoded view direction.
+  """
+  width: int = 256
+  depth: int = 8
+  skip: int = 4
+  width_view: int = 128
+  pos_freqs: int = 10
+  dir_freqs: int = 4
+  # Density = softplus(raw + density_bias). A ReLU density that starts negative has zero gradient and
+  # never recovers (all-zero opacity, a dead network). Softplus is positive with a non-zero gradient
+  # everywhere, and at initialisation (raw ~ 0) gives softplus(-1) = 0.31: every ray starts partly
+  # opaque, so every sample gets a gradient. (mip-NeRF made the same choice.)
+  density_bias: float = -1.0
+
+  @nn.compact
+  def __call__(self, points, viewdirs):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit -> rgb [..., S, 3], sigma [..., S]."""
+    inputs = frequency_encoding(points, self.pos_freqs)
+    x = inputs
+    for i in range(self.depth):
+      x = nn.relu(nn.Dense(self.width, name=f'trunk_{i}')(x))
+      if i == self.skip:
+        x = jnp.concatenate([inputs, x], axis=-1)
+    sigma = nn.softplus(nn.Dense(1, name='density')(x)[..., 0] + self.density_bias)
+    features = nn.Dense(self.width, name='features')(x)
+    # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and
+    # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
+    directions = frequency_encoding(viewdirs, self.dir_freqs)
+    hidden = (nn.Dense(self.width_view, name='view_features')(features)
+              + nn.Dense(self.width_view, use_bias=False, name='view_dirs')(directions)[..., None, :])
+    rgb = nn.sigmoid(nn.Dense(3, name='rgb')(nn.relu(hidden)))
+    return rgb, sigma
+
+
+class NeRF(nn.Module):
+  """Coarse and fine NerfMLPs with stratified then hierarchical sampling and volume rendering.
+
+  __call__(rays, key) -> (coarse RenderResult, fine RenderResult); key=None is deterministic.
+  """
+  mlp: dict  # NerfMLP fields, shared by coarse and fine
+  num_coarse: int = 64
+  num_fine: int = 128
+  near: float = 2.0
+  far: float = 6.0
+  white_bkgd: bool = True
+
+  def setup(self):
+    self.coarse = NerfMLP(**self.mlp)
+    self.fine = NerfMLP(**self.mlp)
+
+  def __call__(self, rays, key=None):
+    coarse_key, fine_key = (None, None) if key is None else jax.random.split(key)
+    batch_shape = rays.origins.shape[:-1]
+    z_vals = sampling.stratified_samples(coarse_key, self.near, self.far, self.num_coarse, batch_shape)
+    coarse = self._render(self.coarse, rays, z_vals)
+    z_vals = sampling.hierarchical_samples(fine_key, z_vals, coarse.weights, self.num_fine)
+    return coarse, self._render(self.fine, rays, z_vals)
+
+  def _render(self, mlp, rays, z_vals):
+    points = rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]
+    rgb, sigma = mlp(points, rays.viewdirs)
+    return rendering.volume_render(rgb, sigma, z_vals, rays.directions, white_bkgd=self.white_bkgd)
+
+
+def nerf_mlp_flops_per_sample(width, depth, skip, width_view, pos_freqs, dir_freqs):
+  """Forward FLOPs of NerfMLP for one sample (the per-ray direction layer is not counted)."""
+  del dir_freqs  # its layer runs once per ray, not per sample
+  pos = 3 * (1 + 2 * pos_freqs)
+  flops, fan_in = 0, pos
+  for i in range(depth):
+    flops += 2 * fan_in * width
+    fan_in = width + (pos if i == skip else 0)
+  flops += 2 * fan_in * 1 + 2 * fan_in * width  # density, features
+  flops += 2 * width * width_view + 2 * width_view * 3  # view layer, rgb
+  return flops

@@ -37,15 +37,21 @@ class Task(Protocol):
   def predict(self, params, inputs) -> dict:
     """Per-pixel outputs ({'rgb': [n, 3], ...}) for a chunk of inputs (pure, jittable)."""
 
-  def eval_views(self, split: str) -> Iterator[EvalView]:
-    """The views of `split` that evaluation renders."""
+  def eval_views(self, split: str, views: tuple) -> Iterator[EvalView]:
+    """The views of `split` chosen by the [start, stop, step] selection `views`."""
+
+  def num_views(self, split: str) -> int:
+    """How many views `split` has (for saying when an evaluation used a subset)."""
+
+  def extra_images(self, outputs: dict) -> dict:
+    """{suffix: float [H, W] in [0, 1]} maps worth saving beside a view's prediction (may be empty)."""
 
 
 def make_task(config) -> Task:
   """The task named by config.task, with its data loaded."""
   # Imported here so that a task's dependencies load only when it is used.
-  from nerf_jax import image_fit
-  registry = {'img_fit': image_fit.ImageFitTask}
+  from nerf_jax import image_fit, nerf
+  registry = {'img_fit': image_fit.ImageFitTask, 'nerf': nerf.NerfTask}
   if config.task not in registry:
     raise ValueError(f'Unknown task {config.task!r}; config.task must be one of {sorted(registry)}.')
   return registry[config.task](config)

@@ -135,29 +135,33 @@ def train_and_evaluate(config, workdir):
         _check_finite({'a parameter': float('nan')}, step)
       ckpts.save(state)
     if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
-      result, panel = evaluator.run(state.params, config.eval.split)
+      result, panel = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
       writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
       writer.image('eval/gt_pred', panel, step)
   bar.close()
   ckpts.wait()
   ckpts.close()
-  _write_evaluation(config, ckpts.workdir, task, state, writer)
+  # The quick look used during training, on disk: the full protocol is --mode evaluate.
+  _write_evaluation(evaluator, ckpts.workdir, state, config.eval.train_split, config.eval.train_views,
+                    writer)
   writer.close()
   return state
 
 
-def _write_evaluation(config, workdir, task, state, writer=None):
+def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
   step = int(state.step)
-  out_dir = os.path.join(workdir, 'eval', f'{config.eval.split}_step{step}')
+  out_dir = os.path.join(workdir, 'eval', f'{split}_step{step}')
   start = time.perf_counter()
-  result, panel = evaluate.Evaluator(task, config.eval.chunk).run(state.params, config.eval.split, out_dir)
+  result, panel = evaluator.run(state.params, split, views, out_dir)
   seconds = time.perf_counter() - start
   if writer is not None:
     writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
     writer.image('eval/gt_pred', panel, step)
-  print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {config.eval.split!r}: '
+  subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
+            f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')
+  print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
         f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s).\n'
-        f'Wrote {os.path.join(out_dir, "metrics.json")} and the ground truth | prediction PNG(s) there.')
+        f'Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
   return result
 
 
@@ -172,4 +176,5 @@ def evaluate_checkpoint(config, workdir):
   ckpts.check_config()
   state = ckpts.restore(create_train_state(config, task))
   ckpts.close()
-  return _write_evaluation(config, ckpts.workdir, task, state)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  return _write_evaluation(evaluator, ckpts.workdir, state, config.eval.split, config.eval.views)

@@ -75,7 +75,8 @@ def test_evaluate_writes_metrics_and_image(spheres_root, tmp_path):
   assert saved['psnr'] == pytest.approx(result['psnr']) and 0 < saved['ssim'] <= 1
   assert saved['num_views'] == 1 and list(saved['views']) == ['train_000']
   import imageio.v3 as iio
-  assert iio.imread(out / 'train_000.png').shape == (64, 128, 3)  # ground truth | prediction
+  assert iio.imread(out / 'train_000_gt_pred.png').shape == (64, 128, 3)  # ground truth | prediction
+  assert iio.imread(out / 'train_000.png').shape == (64, 64, 3)
 
 
 def test_nan_loss_stops_without_saving(spheres_root, tmp_path):

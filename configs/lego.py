@@ -1,0 +1,33 @@
+"""NeRF on lego with the paper's settings (configs/nerf/nerf.yaml of the Learning NeRF framework).
+
+python main.py --config configs/lego.py --config.data.root=PATH/TO/nerf_synthetic --config.data.input_ratio=0.5
+(a GPU job: 200k steps of 1024 rays, 64 + 128 samples, the 8x256 MLP.)
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.task = 'nerf'
+  config.name = 'lego'
+  config.data.scene = 'lego'
+  config.data.batching = 'single_image'  # the paper's no_batching for Blender scenes
+  config.model.width = 256
+  config.model.depth = 8
+  config.model.num_coarse = 64
+  config.model.num_fine = 128
+  config.train.steps = 200_000
+  config.train.batch_size = 1024
+  config.train.lr = 5e-4
+  config.train.lr_decay_steps = 500_000
+  config.train.precrop_steps = 500
+  config.train.precrop_frac = 0.5
+  config.train.log_every = 100
+  config.train.eval_every = 5000
+  config.train.checkpoint_every = 5000
+  config.eval.split = 'test'
+  config.eval.train_split = 'val'
+  config.eval.train_views = (0, -1, 25)  # 4 views
+  config.eval.chunk = 4096
+  return config

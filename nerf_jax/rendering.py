@@ -1,0 +1,32 @@
+"""Volume rendering by alpha compositing (pure, no flax)."""
+
+import jax.numpy as jnp
+
+from nerf_jax.types import RenderResult
+
+
+def volume_render(rgb, sigma, z_vals, directions, *, white_bkgd):
+  """Composites samples front to back.
+
+  rgb: float32 [..., S, 3]; sigma: float32 [..., S] >= 0; z_vals: float32 [..., S] sorted;
+  directions: float32 [..., 3], the un-normalised ray directions the z_vals are measured along
+  returns RenderResult with rgb [..., 3], depth / acc / disp [...], weights [..., S]
+  """
+  # Opacity needs true distances: a z_val step is |direction| long in world units.
+  deltas = jnp.diff(z_vals, axis=-1) * jnp.linalg.norm(directions, axis=-1, keepdims=True)
+  # The last sample stands for everything beyond it; NeRF gives it an "infinite" interval.
+  deltas = jnp.concatenate([deltas, jnp.full_like(deltas[..., :1], 1e10)], axis=-1)
+  optical = sigma * deltas
+  alpha = 1.0 - jnp.exp(-optical)
+  # Transmittance from an exclusive cumulative sum of optical depth: exact and never 0/0, unlike
+  # a cumulative product of (1 - alpha).
+  accumulated = jnp.concatenate(
+      [jnp.zeros_like(optical[..., :1]), jnp.cumsum(optical[..., :-1], axis=-1)], axis=-1)
+  weights = alpha * jnp.exp(-accumulated)
+  acc = jnp.sum(weights, axis=-1)
+  depth = jnp.sum(weights * z_vals, axis=-1)
+  colour = jnp.sum(weights[..., None] * rgb, axis=-2)
+  if white_bkgd:
+    colour = colour + (1.0 - acc[..., None])
+  disp = acc / jnp.maximum(depth, 1e-10)  # = 1 / (depth / acc), 0 for a ray that hits nothing
+  return RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=weights, z_vals=z_vals)

@@ -1,0 +1,57 @@
+"""Where along each ray the MLP is queried (pure). key=None means deterministic (evaluation)."""
+
+import jax
+import jax.numpy as jnp
+
+
+def stratified_samples(key, near, far, num_samples, batch_shape):
+  """Sample depths between near and far: bin centres, or one uniform draw per bin when key is given.
+
+  returns z_vals: float32 [*batch_shape, num_samples], sorted along the last axis.
+  """
+  edges = jnp.linspace(near, far, num_samples + 1, dtype=jnp.float32)
+  lower, upper = edges[:-1], edges[1:]
+  shape = (*batch_shape, num_samples)
+  if key is None:
+    return jnp.broadcast_to(0.5 * (lower + upper), shape)
+  return lower + (upper - lower) * jax.random.uniform(key, shape)
+
+
+def sample_pdf(key, bins, weights, num_samples):
+  """Inverse-CDF samples from the piecewise-constant density given by `weights` over `bins`.
+
+  bins: float32 [..., M + 1] sorted bin edges; weights: float32 [..., M] (>= 0, need not sum to 1)
+  returns float32 [..., num_samples], sorted; no gradient flows into bins or weights.
+  key=None takes the quantiles (i + 0.5) / num_samples; a key jitters each within its stratum.
+  """
+  # A small floor keeps the CDF strictly increasing, so an all-zero ray samples uniformly, not NaN.
+  weights = weights + 1e-5
+  pdf = weights / jnp.sum(weights, axis=-1, keepdims=True)
+  cdf = jnp.concatenate([jnp.zeros_like(pdf[..., :1]), jnp.cumsum(pdf, axis=-1)], axis=-1)
+  cdf = jnp.minimum(cdf, 1.0)
+  shape = (*cdf.shape[:-1], num_samples)
+  offset = 0.5 if key is None else jax.random.uniform(key, shape)
+  u = (jnp.arange(num_samples, dtype=jnp.float32) + offset) / num_samples
+  u = jnp.broadcast_to(u, shape)
+  # index of the bin holding u: the last edge with cdf <= u, clipped to a real bin
+  search = jnp.vectorize(lambda c, v: jnp.searchsorted(c, v, side='right', method='compare_all'),
+                         signature='(m),(n)->(n)')
+  idx = jnp.clip(search(cdf, u) - 1, 0, weights.shape[-1] - 1)
+  cdf_lo = jnp.take_along_axis(cdf, idx, -1)
+  cdf_hi = jnp.take_along_axis(cdf, idx + 1, -1)
+  bin_lo = jnp.take_along_axis(bins, idx, -1)
+  bin_hi = jnp.take_along_axis(bins, idx + 1, -1)
+  t = jnp.clip((u - cdf_lo) / jnp.maximum(cdf_hi - cdf_lo, 1e-10), 0.0, 1.0)
+  return jax.lax.stop_gradient(bin_lo + t * (bin_hi - bin_lo))
+
+
+def hierarchical_samples(key, z_vals, weights, num_samples):
+  """Fine samples drawn from the coarse weights, merged with the coarse ones and sorted.
+
+  z_vals: float32 [..., S] coarse samples; weights: float32 [..., S] their rendering weights
+  returns float32 [..., S + num_samples]
+  """
+  mids = 0.5 * (z_vals[..., 1:] + z_vals[..., :-1])
+  # NeRF's choice: bins between coarse midpoints, dropping the first and last weight.
+  fine = sample_pdf(key, mids, weights[..., 1:-1], num_samples)
+  return jnp.sort(jnp.concatenate([z_vals, fine], axis=-1), axis=-1)
