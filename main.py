@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nerf_jax import checkpoint, datasets, train
+from nerf_jax import checkpoint, datasets, tasks, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
@@ -40,7 +40,8 @@ def main(argv):
       train.train_and_evaluate(config, workdir)
     else:
       train.evaluate_checkpoint(config, workdir)
-  except (datasets.DatasetError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
+  except (datasets.DatasetError, checkpoint.CheckpointError, tasks.ConfigError,
+          train.NonFiniteLossError) as e:
     sys.exit(f'error: {e}')
 
 

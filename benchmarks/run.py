@@ -18,9 +18,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import img_fit  # noqa: E402
-from nerf_jax import models, train  # noqa: E402
+from configs import img_fit, lego, lego_cpu  # noqa: E402
+from nerf_jax import evaluate, models, train  # noqa: E402
+from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 from nerf_jax.image_fit import ImageFitTask  # noqa: E402
+from nerf_jax.nerf import NerfTask  # noqa: E402
 
 
 def matmul_gflops(size=4096, repeats=5):
@@ -41,20 +43,72 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
   start = time.perf_counter()
   state = train.create_train_state(config, task)
   data = jax.device_put(task.train_data())
-  iteration = train.make_train_iteration(task)
+  iteration = train.make_train_iteration(task, config.train.microbatches)
   state, metrics = iteration(state, data)
   jax.block_until_ready(metrics)
   compile_s = time.perf_counter() - start
-  for _ in range(5):  # warm up
-    state, metrics = iteration(state, data)
+  state, metrics = iteration(state, data)  # warm up
   jax.block_until_ready(metrics)
+  # Steps are queued without waiting, as in training; a wait every `group` steps measures them.
+  group = 10 if min_steps >= 10 else 1
   steps, start = 0, time.perf_counter()
   while steps < min_steps or time.perf_counter() - start < min_seconds:
-    for _ in range(10):
+    for _ in range(group):
       state, metrics = iteration(state, data)
     jax.block_until_ready(metrics)
-    steps += 10
+    steps += group
   return compile_s, steps / (time.perf_counter() - start)
+
+
+def synthetic_scene(num_views, size):
+  """A SceneSplit of random images seen from the built-in scene's cameras (speed only)."""
+  rng = np.random.default_rng(0)
+  poses = np.stack([generated.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
+  return SceneSplit(images=rng.uniform(size=(num_views, size, size, 3)).astype(np.float32),
+                    alphas=np.ones((num_views, size, size), np.float32), poses=poses.astype(np.float32),
+                    focal=0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X),
+                    names=tuple(f'r_{i}' for i in range(num_views)))
+
+
+def bench_nerf_training(config, size, min_steps):
+  task = NerfTask(config, scene=synthetic_scene(20, size))
+  compile_s, steps_per_s = time_training(task, config, min_steps=min_steps)
+  # Backward costs about twice the forward: three forward passes' worth per step.
+  flops = 3 * models.nerf_flops_per_ray(config.model) * config.train.batch_size
+  return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
+          'flops_per_step': flops, 'compile_s': compile_s}
+
+
+def bench_nerf_paper():
+  """configs/lego.py's model and samples at 1024 rays a step."""
+  return bench_nerf_training(lego.get_config(), 400, min_steps=3)
+
+
+def bench_nerf_cpu():
+  """configs/lego_cpu.py as it trains (100x100 images)."""
+  return bench_nerf_training(lego_cpu.get_config(), 100, min_steps=20)
+
+
+def bench_eval_nerf_paper(size=64):
+  """Rendering a size x size view with the paper model, in eval.chunk rays at a time.
+
+  A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk.
+  """
+  config = lego.get_config()
+  task = NerfTask(config, scene=synthetic_scene(1, size))
+  params = train.create_train_state(config, task).params
+  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  view = next(task.eval_views(config.data.split, (0, 1, 1)))
+  start = time.perf_counter()
+  evaluator.render(params, view)  # compiles
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  evaluator.render(params, view)
+  seconds = time.perf_counter() - start
+  chunks = -(-size * size // config.eval.chunk)
+  return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
+          'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
+          'compile_s': compile_s, 'seconds_per_image': seconds}
 
 
 def bench_img_fit():
@@ -69,7 +123,8 @@ def bench_img_fit():
           'flops_per_step': 3 * flops_forward * config.train.batch_size, 'compile_s': compile_s}
 
 
-BENCHMARKS = {'img_fit': bench_img_fit}
+BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
+              'eval_nerf_paper': bench_eval_nerf_paper}
 
 
 def main():
@@ -77,6 +132,7 @@ def main():
   parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
                       help='run only this entry (repeatable)')
   parser.add_argument('--json', help='also write the results here as {name: {...}}')
+  # peak_rss_mb is the process's peak so far: run an entry alone (--only) for its own figure.
   args = parser.parse_args()
   names = args.only or list(BENCHMARKS)
   matmul = matmul_gflops()

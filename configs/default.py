@@ -35,6 +35,7 @@ def get_config():
   config.train = train = ml_collections.ConfigDict()
   train.steps = 10_000  # total optimisation steps
   train.batch_size = 8192  # pixels (or rays) per step
+  train.microbatches = 1  # split each step's batch into this many parts (same update, less memory)
   train.lr = 5e-4  # Adam's initial learning rate
   train.lr_decay_steps = 10_000  # the learning rate falls by lr_decay_rate over this many steps
   train.lr_decay_rate = 0.1

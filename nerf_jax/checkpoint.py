@@ -13,7 +13,8 @@ import orbax.checkpoint as ocp
 # Config keys that may change between a run and its resumption: they do not change the parameters'
 # shapes or what the data is, only how long and how verbosely the run goes on.
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
-                  'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume', 'eval.')
+                  'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
+                  'train.microbatches', 'eval.')
 
 
 class CheckpointError(RuntimeError):

@@ -5,7 +5,7 @@ import numpy as np
 
 from nerf_jax import batching, datasets, metrics
 from nerf_jax.models import ImageMLP
-from nerf_jax.tasks import EvalView
+from nerf_jax.tasks import ConfigError, EvalView
 
 
 def uv_grid(height, width):
@@ -31,6 +31,9 @@ class ImageFitTask:
     if image is None:
       image = datasets.load_split(config.data, config.data.split, views=[config.data.view]).images[0]
     self.image = image
+    if config.train.batch_size > image.shape[0] * image.shape[1]:
+      raise ConfigError(f'train.batch_size={config.train.batch_size} exceeds the image\'s '
+                        f'{image.shape[0] * image.shape[1]} pixels; lower it.')
 
   def dummy_inputs(self):
     return jnp.zeros((1, 2), jnp.float32)

@@ -112,12 +112,15 @@ class NeRF(nn.Module):
   def _render(self, mlp, rays, z_vals):
     points = rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]
     rgb, sigma = mlp(points, rays.viewdirs)
-    return rendering.volume_render(rgb, sigma, z_vals, rays.directions, white_bkgd=self.white_bkgd)
+    return rendering.volume_render(rgb, sigma, z_vals, rays.directions, far=self.far,
+                                   white_bkgd=self.white_bkgd)
 
 
-def nerf_mlp_flops_per_sample(width, depth, skip, width_view, pos_freqs, dir_freqs):
-  """Forward FLOPs of NerfMLP for one sample (the per-ray direction layer is not counted)."""
-  del dir_freqs  # its layer runs once per ray, not per sample
+def nerf_mlp_flops_per_sample(width, depth, skip, width_view, pos_freqs):
+  """Forward FLOPs of NerfMLP's dense layers for one sample.
+
+  The direction's layer runs once per ray, not per sample, and is left out (under 1% of the total).
+  """
   pos = 3 * (1 + 2 * pos_freqs)
   flops, fan_in = 0, pos
   for i in range(depth):
@@ -126,3 +129,10 @@ def nerf_mlp_flops_per_sample(width, depth, skip, width_view, pos_freqs, dir_fre
   flops += 2 * fan_in * 1 + 2 * fan_in * width  # density, features
   flops += 2 * width * width_view + 2 * width_view * 3  # view layer, rgb
   return flops
+
+
+def nerf_flops_per_ray(model_config):
+  """Forward FLOPs of NeRF for one ray: the coarse MLP on num_coarse samples, the fine MLP on all."""
+  m = model_config
+  per_sample = nerf_mlp_flops_per_sample(m.width, m.depth, m.skip, m.width_view, m.num_freqs)
+  return per_sample * (2 * m.num_coarse + m.num_fine)

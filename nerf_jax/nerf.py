@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from nerf_jax import batching, camera, datasets, metrics
 from nerf_jax.models import NeRF
-from nerf_jax.tasks import EvalView
+from nerf_jax.tasks import ConfigError, EvalView
 
 
 def select_views(num_views, views):
@@ -28,15 +28,23 @@ def build_model(config):
 
 
 class NerfTask:
-  """Trains on split `data.split`; evaluates views of any split from the fine network."""
+  """Trains on split `data.split`; evaluates views of any split from the fine network.
 
-  def __init__(self, config):
+  scene: a SceneSplit to train on instead of reading `data.split` (benchmarks).
+  """
+
+  def __init__(self, config, scene=None):
     self.config = config
     self.model = build_model(config)
-    self.scene = datasets.load_split(config.data, config.data.split)
+    self.scene = datasets.load_split(config.data, config.data.split) if scene is None else scene
     if config.data.batching not in ('all_images', 'single_image'):
-      raise ValueError(f'data.batching must be "all_images" or "single_image", got '
-                       f'{config.data.batching!r}.')
+      raise ConfigError(f'data.batching must be "all_images" or "single_image", got '
+                        f'{config.data.batching!r}.')
+    images, height, width = self.scene.images.shape[:3]
+    pool = height * width * (images if config.data.batching == 'all_images' else 1)
+    if config.train.batch_size > pool:
+      raise ConfigError(f'train.batch_size={config.train.batch_size} rays exceed the {pool} pixels a '
+                        f'step can draw from ({config.data.batching}); lower it.')
     self._splits = {config.data.split: self.scene}
 
   def dummy_inputs(self):

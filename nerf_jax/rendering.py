@@ -5,17 +5,20 @@ import jax.numpy as jnp
 from nerf_jax.types import RenderResult
 
 
-def volume_render(rgb, sigma, z_vals, directions, *, white_bkgd):
+def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd):
   """Composites samples front to back.
 
-  rgb: float32 [..., S, 3]; sigma: float32 [..., S] >= 0; z_vals: float32 [..., S] sorted;
+  rgb: float32 [..., S, 3]; sigma: float32 [..., S] >= 0; z_vals: float32 [..., S] sorted, < far;
   directions: float32 [..., 3], the un-normalised ray directions the z_vals are measured along
+  far: where the last sample's interval ends
   returns RenderResult with rgb [..., 3], depth / acc / disp [...], weights [..., S]
   """
+  # Sample i stands for [z_i, z_{i+1}), the last one for [z_last, far]. (NeRF's code made the last
+  # interval 1e10 long, which makes every ray opaque unless its last density is exactly 0: fine
+  # for a ReLU density, but a softplus one could then never show the white background.)
+  intervals = jnp.diff(z_vals, axis=-1, append=jnp.full_like(z_vals[..., :1], far))
   # Opacity needs true distances: a z_val step is |direction| long in world units.
-  deltas = jnp.diff(z_vals, axis=-1) * jnp.linalg.norm(directions, axis=-1, keepdims=True)
-  # The last sample stands for everything beyond it; NeRF gives it an "infinite" interval.
-  deltas = jnp.concatenate([deltas, jnp.full_like(deltas[..., :1], 1e10)], axis=-1)
+  deltas = intervals * jnp.linalg.norm(directions, axis=-1, keepdims=True)
   optical = sigma * deltas
   alpha = 1.0 - jnp.exp(-optical)
   # Transmittance from an exclusive cumulative sum of optical depth: exact and never 0/0, unlike

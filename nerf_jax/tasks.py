@@ -9,6 +9,10 @@ from typing import Any, Iterator, NamedTuple, Protocol
 import numpy as np
 
 
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the key and what to set instead."""
+
+
 class EvalView(NamedTuple):
   """One view to evaluate: its name, the model inputs for every pixel and the ground truth.
 
@@ -53,5 +57,9 @@ def make_task(config) -> Task:
   from nerf_jax import image_fit, nerf
   registry = {'img_fit': image_fit.ImageFitTask, 'nerf': nerf.NerfTask}
   if config.task not in registry:
-    raise ValueError(f'Unknown task {config.task!r}; config.task must be one of {sorted(registry)}.')
+    raise ConfigError(f'Unknown task {config.task!r}; config.task must be one of {sorted(registry)}.')
+  train = config.train
+  if train.microbatches < 1 or train.batch_size % train.microbatches:
+    raise ConfigError(f'train.batch_size={train.batch_size} does not split into '
+                      f'train.microbatches={train.microbatches} equal parts; use a divisor of it.')
   return registry[config.task](config)

@@ -41,21 +41,39 @@ def create_train_state(config, task):
   return TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
 
 
-def train_step(state, batch, key, *, loss_fn):
+def train_step(state, batch, key, *, loss_fn, microbatches=1):
   """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
 
-  loss_fn(params, batch, key) -> (loss, metrics); pure, so the step can be jitted or mapped.
+  loss_fn(params, batch, key) -> (loss, metrics), a mean over the batch; pure, so the step can be
+  jitted or mapped. microbatches > 1 splits the batch (leading axis) into that many equal parts and
+  averages their gradients: the same update, but each part's activations are small enough to stay
+  in the CPU's caches.
   """
-  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if microbatches == 1:
+    (loss, aux), grads = grad_fn(state.params, batch, key)
+    return state.apply_gradients(grads=grads), {'loss': loss, **aux}
+  parts = jax.tree_util.tree_map(lambda x: x.reshape(microbatches, -1, *x.shape[1:]), batch)
+
+  def accumulate(total, part_and_key):
+    part, part_key = part_and_key
+    value, grads = grad_fn(state.params, part, part_key)
+    return jax.tree_util.tree_map(jnp.add, total, (value, grads)), None
+
+  zeros = jax.tree_util.tree_map(
+      jnp.zeros_like, jax.eval_shape(grad_fn, state.params, jax.tree_util.tree_map(lambda x: x[0], parts),
+                                     key))
+  (value, grads), _ = jax.lax.scan(accumulate, zeros, (parts, jax.random.split(key, microbatches)))
+  (loss, aux), grads = jax.tree_util.tree_map(lambda x: x / microbatches, (value, grads))
   return state.apply_gradients(grads=grads), {'loss': loss, **aux}
 
 
-def make_train_iteration(task):
+def make_train_iteration(task, microbatches=1):
   """jit((state, data) -> (state, metrics)): draws the step's batch on the device, then train_step.
 
   The state's buffers are donated: the old parameters and optimiser moments are dead after the step.
   """
-  step_fn = functools.partial(train_step, loss_fn=task.loss)
+  step_fn = functools.partial(train_step, loss_fn=task.loss, microbatches=microbatches)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def iteration(state, data):
@@ -71,12 +89,15 @@ def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-def _check_finite(metrics, step):
-  for name, value in metrics.items():
-    if not math.isfinite(float(value)):
-      raise NonFiniteLossError(
-          f'{name} is {float(value)} at step {step}; training stopped and the last checkpoint (before '
-          f'this step) is kept. Lower train.lr or check the data.')
+def _check_finite(metrics, step, params=None):
+  """Raises NonFiniteLossError if a metric (or, when given, a parameter) is NaN or Inf."""
+  bad = [f'{name} is {float(value)}' for name, value in metrics.items() if not math.isfinite(float(value))]
+  if params is not None and not bool(_all_finite(params)):
+    bad.append('a parameter is not finite')
+  if bad:
+    raise NonFiniteLossError(
+        f'{", ".join(bad)} at step {step}; training stopped without saving, and the last checkpoint '
+        f'(before this step) is kept. Lower train.lr or check the data.')
 
 
 def default_workdir(config):
@@ -114,7 +135,7 @@ def train_and_evaluate(config, workdir):
   evaluator = evaluate.Evaluator(task, config.eval.chunk)
   schedule = learning_rate_schedule(config.train)
   data = jax.device_put(task.train_data())
-  iteration = make_train_iteration(task)
+  iteration = make_train_iteration(task, config.train.microbatches)
   bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True)
   last_time, last_step = time.perf_counter(), start
   for step in range(start + 1, steps + 1):
@@ -130,14 +151,13 @@ def train_and_evaluate(config, workdir):
       writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
       bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
     if step % config.train.checkpoint_every == 0 or step == steps:
-      _check_finite(jax.device_get(metrics), step)
-      if not bool(_all_finite(state.params)):
-        _check_finite({'a parameter': float('nan')}, step)
+      _check_finite(jax.device_get(metrics), step, state.params)  # never save NaN parameters
       ckpts.save(state)
     if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
       result, panel = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
       writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
       writer.image('eval/gt_pred', panel, step)
+      last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
   bar.close()
   ckpts.wait()
   ckpts.close()

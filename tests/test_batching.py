@@ -39,3 +39,38 @@ def test_batches_are_uniform_over_the_pool():
 def test_batch_larger_than_pool_is_a_clear_error():
   with pytest.raises(ValueError, match='batch size'):
     batching.epoch_batch(jax.random.PRNGKey(0), 0, 10, 5)
+
+
+def test_precrop_is_on_before_its_step_and_off_after():
+  height, width, steps = 40, 60, 10
+  row0, rows, col0, cols = batching.crop_box(height, width, 0.5)
+  assert (row0, rows, col0, cols) == (10, 20, 15, 30)
+  key = jax.random.PRNGKey(0)
+  for all_images in (True, False):
+    draw = jax.jit(lambda s: batching.pixel_batch(key, s, 3, height, width, 256, all_images=all_images,
+                                                  precrop_steps=steps, precrop_frac=0.5))
+    for step in (0, steps - 1):
+      _, r, c = map(np.asarray, draw(step))
+      assert r.min() >= row0 and r.max() < row0 + rows and c.min() >= col0 and c.max() < col0 + cols
+    for step in (steps, steps + 100):
+      _, r, c = map(np.asarray, draw(step))
+      outside = (r < row0) | (r >= row0 + rows) | (c < col0) | (c >= col0 + cols)
+      assert outside.mean() > 0.5  # 3/4 of the image lies outside the crop
+
+
+def test_single_image_batches_use_one_image_without_duplicates():
+  key = jax.random.PRNGKey(2)
+  images = []
+  for step in range(20):
+    image, r, c = map(np.asarray, batching.pixel_batch(key, step, 5, 16, 16, 200, all_images=False))
+    assert len(set(image.tolist())) == 1
+    assert len(set(zip(r.tolist(), c.tolist()))) == 200  # no pixel twice (the randint pitfall)
+    images.append(image[0])
+  assert len(set(images)) > 1
+
+
+def test_all_image_batches_cover_every_image():
+  image, r, c = map(np.asarray, batching.pixel_batch(jax.random.PRNGKey(3), 0, 4, 8, 8, 200,
+                                                     all_images=True))
+  assert set(image.tolist()) == {0, 1, 2, 3}
+  assert len(set(zip(image.tolist(), r.tolist(), c.tolist()))) == 200

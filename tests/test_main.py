@@ -40,3 +40,12 @@ def test_train_then_evaluate_from_the_command_line(spheres_root, tmp_path):
   code, out = run_main(*common, '--mode', 'evaluate')
   assert code == 0, out
   assert f'{tmp_path}/eval/train_step20/metrics.json' in out
+
+
+def test_bad_config_values_are_named(spheres_root, tmp_path):
+  common = ['--config', 'configs/demo.py', f'--config.data.root={spheres_root}', f'--workdir={tmp_path}']
+  code, out = run_main(*common, '--config.train.microbatches=3')
+  assert code != 0 and 'train.microbatches=3' in out and 'Traceback' not in out
+  code, out = run_main(*common, '--config.task=nerff')
+  assert code != 0 and "Unknown task 'nerff'" in out and 'Traceback' not in out
+  assert not os.path.exists(tmp_path / 'checkpoints')  # nothing was started

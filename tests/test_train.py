@@ -94,3 +94,17 @@ def test_chunked_prediction_compiles_once(spheres_root):
   evaluator.run(state.params, 'train')
   evaluator.run(state.params, 'val')
   assert evaluator._predict._cache_size() == 1
+
+
+def test_microbatches_give_the_same_update(spheres_root):
+  config = small_fit_config(spheres_root)
+  task = tasks.make_task(config)
+  data = jax.device_put(task.train_data())
+  batch = task.sample_batch(data, jax.random.PRNGKey(0), 0)
+  key = jax.random.PRNGKey(1)
+  whole, m1 = train.train_step(train.create_train_state(config, task), batch, key, loss_fn=task.loss)
+  parts, m4 = train.train_step(train.create_train_state(config, task), batch, key, loss_fn=task.loss,
+                               microbatches=4)
+  np.testing.assert_allclose(m1['loss'], m4['loss'], rtol=1e-5)
+  for a, b in zip(_params(whole), _params(parts)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

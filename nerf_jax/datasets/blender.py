@@ -70,7 +70,9 @@ def area_resize(image, height, width):
   """
   rows = _area_weights(image.shape[0], height)
   cols = _area_weights(image.shape[1], width)
-  return np.einsum('ah,hwc,bw->abc', rows, image, cols)
+  # Two contractions, one axis at a time: a single three-operand einsum would loop over every
+  # (output, input) pixel pair.
+  return np.einsum('bw,awc->abc', cols, np.einsum('ah,hwc->awc', rows, image))
 
 
 def _fail(message):

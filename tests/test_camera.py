@@ -1,0 +1,60 @@
+import jax.numpy as jnp
+import numpy as np
+
+from nerf_jax import camera
+from nerf_jax.datasets import generated
+
+
+def _pose():
+  return generated.look_at_pose([2.5, -1.5, 2.0], target=[0.2, 0.1, -0.1])
+
+
+def test_ray_through_a_known_point_hits_its_pixel():
+  height, width, focal = 60, 80, 70.0
+  pose = _pose()
+  point = np.array([0.3, -0.2, 0.25])
+  # Project with the world-to-camera inverse of the pose: the camera looks down its -Z.
+  cam = np.linalg.inv(pose) @ np.append(point, 1.0)
+  col = focal * cam[0] / -cam[2] + 0.5 * width - 0.5
+  row = -focal * cam[1] / -cam[2] + 0.5 * height - 0.5
+  assert cam[2] < 0  # in front of the camera
+  rays = camera.rays_from_pixels(jnp.asarray(pose, jnp.float32), jnp.float32(row), jnp.float32(col),
+                                 height, width, focal)
+  origin, direction = np.asarray(rays.origins), np.asarray(rays.viewdirs)
+  along = point - origin
+  miss = np.linalg.norm(along - np.dot(along, direction) * direction)
+  assert np.dot(along, direction) > 0 and miss < 1e-5
+  # The integer pixel holding the projection, rendered by the full grid, passes within a pixel.
+  grid = camera.image_rays(jnp.asarray(pose, jnp.float32), height, width, focal)
+  d = np.asarray(grid.viewdirs[int(round(row)), int(round(col))])
+  assert np.linalg.norm(along / np.linalg.norm(along) - d) < 1.0 / focal
+
+
+def test_matches_the_independent_renderer_rays():
+  height, width, focal = 6, 5, 4.0
+  pose = _pose()
+  origins, directions = generated.pixel_rays(pose, height, width, focal)
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), height, width, focal)
+  np.testing.assert_allclose(rays.origins, origins, atol=1e-5)
+  np.testing.assert_allclose(rays.directions, directions, atol=1e-5)
+
+
+def test_poses_are_camera_to_world_looking_down_minus_z():
+  # The centre pixel's ray of a camera at (0, 0, 4) looking at the origin points along -Z (world),
+  # and starts at the camera: a world-to-camera reading would put it at (0, 0, -4) looking up.
+  pose = generated.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0))
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), 2, 2, 1.0)
+  np.testing.assert_allclose(rays.origins[0, 0], [0, 0, 4], atol=1e-6)
+  np.testing.assert_allclose(np.asarray(rays.viewdirs).mean(axis=(0, 1)) / np.linalg.norm(
+      np.asarray(rays.viewdirs).mean(axis=(0, 1))), [0, 0, -1], atol=1e-6)
+  # Image row 0 is the top: its rays point up (+Y here), column 0 is on the left (-X).
+  assert rays.directions[0, 0, 1] > 0 > rays.directions[1, 0, 1]
+  assert rays.directions[0, 0, 0] < 0 < rays.directions[0, 1, 0]
+
+
+def test_viewdirs_are_unit_and_directions_keep_z_minus_one():
+  pose = _pose()
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), 7, 9, 5.0)
+  np.testing.assert_allclose(np.linalg.norm(rays.viewdirs, axis=-1), 1.0, atol=1e-6)
+  cam = np.einsum('ij,hwj->hwi', pose[:3, :3].T, np.asarray(rays.directions))
+  np.testing.assert_allclose(cam[..., 2], -1.0, atol=1e-5)

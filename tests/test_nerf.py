@@ -1,0 +1,89 @@
+"""NeRF end to end on the generated scene: training lowers the loss and puts opacity on the object."""
+
+import json
+import os
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import lego
+from nerf_jax import datasets, tasks, train
+from nerf_jax.nerf import select_views
+from tests.conftest import override
+
+
+def small_nerf_config(root, **values):
+  settings = {'data.root': root, 'data.scene': 'spheres', 'data.input_ratio': 0.5,
+              'data.batching': 'all_images', 'model.width': 64, 'model.depth': 4, 'model.skip': 2,
+              'model.width_view': 32, 'model.num_freqs': 6, 'model.num_coarse': 24,
+              'model.num_fine': 24, 'train.steps': 250, 'train.batch_size': 512, 'train.lr': 5e-3,
+              'train.lr_decay_steps': 250, 'train.precrop_steps': 20, 'train.log_every': 50,
+              'train.eval_every': 0, 'train.checkpoint_every': 250, 'eval.split': 'val',
+              'eval.train_split': 'val', 'eval.train_views': (0, 1, 1), 'eval.chunk': 1024}
+  settings.update(values)
+  return override(lego.get_config(), **settings)
+
+
+@pytest.fixture(scope='module')
+def trained(spheres_root, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('nerf_run'))
+  config = small_nerf_config(spheres_root)
+  task = tasks.make_task(config)
+  fresh = train.create_train_state(config, task)
+  state = train.train_and_evaluate(config, workdir)
+  return config, task, fresh, state, workdir
+
+
+def _loss(task, params, config):
+  data = jax.device_put(task.train_data())
+  batch = task.sample_batch(data, jax.random.PRNGKey(7), config.train.precrop_steps + 1)
+  return float(task.loss(params, batch, jax.random.PRNGKey(8))[0])
+
+
+def test_training_lowers_the_loss_and_finds_the_object(trained, spheres_root):
+  config, task, fresh, state, _ = trained
+  before, after = _loss(task, fresh.params, config), _loss(task, state.params, config)
+  assert after < 0.3 * before, (before, after)
+  # Opacity where the object is, transparency where the background is, on a training view.
+  view = next(task.eval_views('train', (0, 1, 1)))
+  outputs = train.evaluate.Evaluator(task, 1024).render(state.params, view)
+  alpha = task.scene.alphas[0]
+  assert outputs['acc'][alpha > 0.99].mean() > 0.8
+  assert outputs['acc'][alpha == 0].mean() < 0.2
+
+
+def test_evaluation_writes_views_depth_and_opacity(trained):
+  config, _, _, _, workdir = trained
+  result = train.evaluate_checkpoint(config, workdir)
+  out = os.path.join(workdir, 'eval', 'val_step250')
+  assert result['num_views'] == 2 and not result['subset']
+  for name in ('val_000', 'val_001'):
+    for suffix, shape in (('', (32, 32, 3)), ('_gt_pred', (32, 64, 3)), ('_depth', (32, 32)),
+                          ('_acc', (32, 32))):
+      assert iio.imread(os.path.join(out, f'{name}{suffix}.png')).shape == shape
+  with open(os.path.join(out, 'metrics.json')) as f:
+    saved = json.load(f)
+  assert set(saved['views']) == {'val_000', 'val_001'} and saved['psnr'] > 15
+  subset = train.evaluate_checkpoint(override(config, **{'eval.views': (1, -1, 1)}), workdir)
+  assert subset['subset'] and list(subset['views']) == ['val_001']
+
+
+def test_select_views_like_cams():
+  assert select_views(10, (0, -1, 1)) == list(range(10))
+  assert select_views(100, (0, -1, 25)) == [0, 25, 50, 75]
+  assert select_views(5, (1, 3, 1)) == [1, 2]
+  assert select_views(5, (0, 50, 2)) == [0, 2, 4]
+
+
+def test_lego_cpu_config_reads_lego(lego_root):
+  from configs import lego_cpu
+  config = override(lego_cpu.get_config(), **{'data.root': lego_root})
+  scene = datasets.load_split(config.data, 'val', views=[0])
+  assert scene.images.shape == (1, 100, 100, 3)
+  task = tasks.make_task(override(config, **{'data.split': 'val'}))
+  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 0)
+  assert batch['rays'].origins.shape == (config.train.batch_size, 3)
+  np.testing.assert_allclose(jnp.linalg.norm(batch['rays'].origins, axis=-1), 4.03, atol=0.05)

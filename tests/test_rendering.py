@@ -1,0 +1,61 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nerf_jax.rendering import volume_render
+
+
+def _render(sigma, z, directions=None, rgb=None, white_bkgd=True):
+  rays, samples = sigma.shape
+  rgb = jnp.full((rays, samples, 3), 0.25) if rgb is None else rgb
+  directions = jnp.tile(jnp.array([[0.0, 0.0, -1.0]]), (rays, 1)) if directions is None else directions
+  return volume_render(rgb, sigma, z, directions, far=6.0, white_bkgd=white_bkgd)
+
+
+def test_constant_density_slab_gives_analytic_transmittance():
+  # sigma = 0.8 on z in [3, 4.5), 0 elsewhere; direction length 2, so the slab is 3 units thick.
+  z = jnp.linspace(2.0, 6.0, 801)[None, :-1]
+  sigma = jnp.where((z >= 3.0) & (z < 4.5), 0.8, 0.0)
+  out = _render(sigma, z, directions=jnp.array([[0.0, 2.0, 0.0]]))
+  transmittance = np.exp(-0.8 * 1.5 * 2.0)
+  np.testing.assert_allclose(out.acc[0], 1.0 - transmittance, rtol=1e-4)
+  np.testing.assert_allclose(out.rgb[0], 0.25 * (1 - transmittance) + transmittance, rtol=1e-4)
+
+
+def test_white_background_where_nothing_is_hit():
+  z = jnp.linspace(2.0, 6.0, 65)[None, :-1].repeat(2, 0)
+  out = _render(jnp.zeros((2, 64)), z)
+  np.testing.assert_allclose(out.rgb, 1.0)
+  np.testing.assert_allclose(out.acc, 0.0)
+  assert np.all(np.isfinite(out.disp)) and np.all(out.disp == 0)
+  black = _render(jnp.zeros((2, 64)), z, white_bkgd=False)
+  np.testing.assert_allclose(black.rgb, 0.0)
+
+
+def test_one_huge_density_gives_a_one_hot_weight():
+  z = jnp.linspace(2.0, 6.0, 17)[None, :-1]
+  sigma = jnp.zeros((1, 16)).at[0, 5].set(1e6)
+  out = _render(sigma, z)
+  np.testing.assert_allclose(out.weights[0], np.eye(16)[5], atol=1e-6)
+  np.testing.assert_allclose(out.depth[0], z[0, 5], rtol=1e-6)
+
+
+def test_finite_values_and_gradients_at_extreme_densities():
+  z = jnp.linspace(2.0, 6.0, 33)[None, :-1].repeat(3, 0)
+  # Densities from ~1e-35 (nothing) to ~1e13 (a wall at the first sample).
+  raw = jnp.stack([jnp.full(32, -80.0), jnp.full(32, 0.0), jnp.full(32, 30.0)])
+
+  def loss(raw):
+    out = _render(jnp.exp(raw), z)
+    return jnp.sum(out.rgb) + jnp.sum(out.depth) + jnp.sum(out.disp)
+
+  value, grad = jax.value_and_grad(loss)(raw)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_a_small_density_everywhere_stays_nearly_transparent():
+  # The last sample's interval ends at far: a softplus density's small floor must not turn into an
+  # opaque wall at the back of every ray (NeRF's 1e10 last interval would give acc = 1 here).
+  z = jnp.linspace(2.0, 6.0, 65)[None, :-1]
+  out = _render(jnp.full((1, 64), 1e-4), z)
+  np.testing.assert_allclose(out.acc[0], 1 - np.exp(-1e-4 * 4.0), rtol=1e-2)
