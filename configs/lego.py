@@ -19,6 +19,7 @@ def get_config():
   config.model.num_fine = 128
   config.train.steps = 200_000
   config.train.batch_size = 1024
+  config.train.microbatches = 1  # on a CPU, 8 (128 rays at a time) is ~1.4x faster, same update
   config.train.lr = 5e-4
   config.train.lr_decay_steps = 500_000
   config.train.precrop_steps = 500
