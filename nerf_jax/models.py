@@ -41,11 +41,6 @@ def image_mlp_flops_per_pixel(width, depth, num_freqs):
   return mlp_flops_per_point(in_features, [width] * depth + [3])
 
 
-def count_params(params):
-  """Number of scalars in a parameter pytree."""
-  return sum(int(jnp.size(p)) for p in jax.tree_util.tree_leaves(params))
-
-
 class NerfMLP(nn.Module):
   """NeRF's MLP: (point, view direction) -> (rgb, density).
 
