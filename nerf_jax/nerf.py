@@ -92,7 +92,7 @@ class NerfTask:
     return len(self.split(split).names)
 
   def extra_images(self, outputs):
-    """Depth (near = white, far = black) and opacity maps as uint8 [H, W]."""
+    """Depth (near = white, far or empty = black) and opacity maps: float [H, W] in [0, 1]."""
     near, far = self.config.data.near, self.config.data.far
     # Where nothing was hit the expected depth is ~0; show it as far (black), not as near.
     depth = np.where(outputs['acc'] > 0.5, outputs['depth'] / np.maximum(outputs['acc'], 1e-6), far)
