@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nerf_jax import checkpoint, datasets, tasks, train
+from nerf_jax import checkpoint, datasets, parallel, tasks, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
@@ -36,6 +36,7 @@ def main(argv):
   config = FLAGS.config
   workdir = FLAGS.workdir or train.default_workdir(config)
   try:
+    parallel.initialize(config.distributed)
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, workdir)
     else:
@@ -43,6 +44,9 @@ def main(argv):
   except (datasets.DatasetError, checkpoint.CheckpointError, tasks.ConfigError,
           train.NonFiniteLossError) as e:
     sys.exit(f'error: {e}')
+  except train.Interrupted as e:
+    print(f'Stopped by {e}', file=sys.stderr)
+    sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
 
 
 if __name__ == '__main__':

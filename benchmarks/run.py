@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import img_fit, lego, lego_cpu  # noqa: E402
-from nerf_jax import evaluate, models, train  # noqa: E402
+from nerf_jax import evaluate, models, parallel, train  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 from nerf_jax.image_fit import ImageFitTask  # noqa: E402
 from nerf_jax.nerf import NerfTask  # noqa: E402
@@ -42,7 +42,7 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
   """(compile_s, steps_per_s) of task's jitted training iteration."""
   start = time.perf_counter()
   state = train.create_train_state(config, task)
-  data = jax.device_put(task.train_data())
+  data = parallel.put(task.train_data(), parallel.replicated(parallel.make_mesh()))
   iteration = train.make_train_iteration(task, config.train.microbatches)
   state, metrics = iteration(state, data)
   jax.block_until_ready(metrics)

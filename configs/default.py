@@ -54,4 +54,11 @@ def get_config():
   config.eval.train_split = 'train'  # evaluation while training and at its end: this split ...
   config.eval.train_views = (0, -1, 1)  # ... and these of its views
   config.eval.chunk = 16384  # pixels (or rays) per forward pass when rendering whole images
+
+  # Several processes (hosts) through jax.distributed; empty address: one process, unless JAX's own
+  # environment variables (JAX_COORDINATOR_ADDRESS, ...) say otherwise. See the README.
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.coordinator_address = ''  # host:port of process 0, reachable from every process
+  config.distributed.num_processes = 1
+  config.distributed.process_id = 0  # this process: 0 .. num_processes - 1
   return config

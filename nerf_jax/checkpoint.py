@@ -5,16 +5,19 @@ with a config that changes what the checkpoint means (task, model, data) is refu
 keys listed; other changes (steps, intervals, evaluation) are allowed and reported.
 """
 
+import contextlib
 import json
 import os
 
+import jax
 import orbax.checkpoint as ocp
 
 # Config keys that may change between a run and its resumption: they do not change the parameters'
-# shapes or what the data is, only how long and how verbosely the run goes on.
+# shapes or what the data is, only how long and how verbosely the run goes on, and where. The state
+# is replicated and the batches do not depend on the device count, so a run may resume on other devices.
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
-                  'train.microbatches', 'eval.')
+                  'train.microbatches', 'eval.', 'distributed.')
 
 
 class CheckpointError(RuntimeError):
@@ -71,8 +74,7 @@ class Checkpoints:
     path = os.path.join(self.workdir, 'config.json')
     current = _as_plain_dict(self.config)
     if not os.path.exists(path):
-      with open(path, 'w') as f:
-        json.dump(current, f, indent=2, sort_keys=True)
+      _write_json(path, current)
       return []
     with open(path) as f:
       saved = json.load(f)
@@ -84,8 +86,7 @@ class Checkpoints:
           f'The checkpoints in {self.directory} were made with a different config:\n{listing}\n'
           f'Use the same settings to resume, or a new --workdir to start a new run.')
     if unsafe:  # config.json of a run that never saved a checkpoint: nothing to protect.
-      with open(path, 'w') as f:
-        json.dump(current, f, indent=2, sort_keys=True)
+      _write_json(path, current)
       return []
     return [f'{k}: {old!r} -> {new!r}' for k, (old, new) in differences.items()]
 
@@ -99,16 +100,42 @@ class Checkpoints:
     return state.replace(**restored)
 
   def save(self, state):
-    """Saves `state` at its step (asynchronously; `wait` before reading it back)."""
+    """Saves `state` at its step (asynchronously; `wait` before reading it back).
+
+    orbax writes into a temporary folder and renames it when complete, so a process killed mid-save
+    leaves the previous checkpoint as the latest one.
+    """
     step = int(state.step)
     if step not in self.manager.all_steps():
-      self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
+      with self._disk_errors(step):
+        self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
 
   def wait(self):
-    self.manager.wait_until_finished()
+    with self._disk_errors(None):
+      self.manager.wait_until_finished()
+
+  @contextlib.contextmanager
+  def _disk_errors(self, step):
+    try:
+      yield
+    except OSError as e:  # disk full, permissions changed under us, a vanished mount
+      latest = self.latest_step()
+      raise CheckpointError(
+          f'Could not write checkpoint{"" if step is None else f" {step}"} in {self.directory}: '
+          f'{e.strerror or e}. The latest complete checkpoint ({latest}) is kept; free space or '
+          f'fix the folder, then run the same command to resume.') from e
 
   def close(self):
     self.manager.close()
+
+
+def _write_json(path, value):
+  """Writes `value` to `path` in one rename, from process 0 only: no process reads a partial file."""
+  if jax.process_index() != 0:
+    return
+  with open(path + '.tmp', 'w') as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
 
 
 def _savable(state):

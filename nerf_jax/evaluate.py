@@ -1,5 +1,6 @@
 """Whole-image prediction in fixed-size chunks, metrics and images on disk."""
 
+import functools
 import json
 import os
 
@@ -7,16 +8,17 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import metrics
+from nerf_jax import metrics, parallel
 
 
-def predict_in_chunks(predict, params, inputs, chunk):
-  """Runs `predict(params, chunk_inputs)` over `inputs` in chunks of exactly `chunk` rows.
+def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece):
+  """Runs `predict(params, place(chunk_inputs))` over `inputs` in chunks of exactly `chunk` rows.
 
   The last chunk is padded to full size (repeating row 0), so `predict` compiles once whatever the
   image size; only the chunk's results travel back to the host, so memory follows the chunk, not the
   image.
   inputs: pytree of arrays [n, ...]; predict: jitted fn -> pytree of [chunk, ...]
+  place: puts a chunk (pytree of numpy [chunk, ...]) where predict reads it (e.g. split over devices)
   returns: pytree of numpy arrays [n, ...]
   """
   n = jax.tree_util.tree_leaves(inputs)[0].shape[0]
@@ -27,7 +29,7 @@ def predict_in_chunks(predict, params, inputs, chunk):
     if size < chunk:
       piece = jax.tree_util.tree_map(
           lambda x: np.concatenate([x, np.repeat(x[:1], chunk - size, axis=0)]), piece)
-    result = jax.device_get(predict(params, piece))
+    result = jax.device_get(predict(params, place(piece)))
     outputs.append(jax.tree_util.tree_map(lambda x: x[:size], result))
   return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outputs)
 
@@ -38,18 +40,29 @@ def to_uint8(image):
 
 
 class Evaluator:
-  """Renders a task's views and scores them; one compiled predict and SSIM per image size."""
+  """Renders a task's views and scores them; one compiled predict and SSIM per image size.
 
-  def __init__(self, task, chunk):
+  Each chunk is split over the mesh's devices (default: every device) (every device renders chunk / devices rays) and the
+  results are gathered back; only process 0 writes files.
+  """
+
+  def __init__(self, task, chunk, mesh=None):
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    parallel.check_divisible(chunk, mesh, 'eval.chunk')
     self.task = task
     self.chunk = chunk
-    self._predict = jax.jit(task.predict)
+    spec = jax.sharding.PartitionSpec
+    self._predict = jax.jit(
+        jax.shard_map(task.predict, mesh=mesh, in_specs=(spec(), spec(parallel.AXIS)),
+                      out_specs=spec(parallel.AXIS)),
+        out_shardings=parallel.replicated(mesh))
+    self._place = functools.partial(parallel.put, sharding=parallel.split(mesh))
     self._ssim = jax.jit(metrics.ssim)
 
   def render(self, params, view):
     """Model outputs for every pixel of `view`, each reshaped to [H, W, ...]."""
     height, width = view.target.shape[:2]
-    flat = predict_in_chunks(self._predict, params, view.inputs, self.chunk)
+    flat = predict_in_chunks(self._predict, params, view.inputs, self.chunk, self._place)
     return {k: v.reshape(height, width, *v.shape[1:]) for k, v in flat.items()}
 
   def score(self, prediction, target):
@@ -64,6 +77,7 @@ class Evaluator:
     Returns (summary dict, first view's ground truth | prediction image as uint8 [H, 2W, 3]).
     """
     per_view, panel = {}, None
+    out_dir = out_dir if parallel.is_main_process() else None
     for view in self.task.eval_views(split, views):
       outputs = self.render(params, view)
       per_view[view.name] = self.score(outputs['rgb'], view.target)

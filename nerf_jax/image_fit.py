@@ -47,8 +47,7 @@ class ImageFitTask:
     index = batching.epoch_batch(key, step, self.config.train.batch_size, data['rgb'].shape[0])
     return {'uv': data['uv'][index], 'rgb': data['rgb'][index]}
 
-  def loss(self, params, batch, key):
-    del key  # image fitting is deterministic given the batch
+  def loss(self, params, batch):
     mse = metrics.mse(self.model.apply(params, batch['uv']), batch['rgb'])
     return mse, {'psnr': metrics.psnr_from_mse(mse)}
 

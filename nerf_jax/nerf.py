@@ -55,17 +55,25 @@ class NerfTask:
     return {'images': self.scene.images, 'poses': self.scene.poses}
 
   def sample_batch(self, data, key, step):
+    """{'rays': Rays [B], 'rgb': [B, 3], 'keys': uint32 [B, 2]}: the step's rays and one PRNG key each.
+
+    Per-ray keys make the stratified and hierarchical jitter a property of the ray, not of the batch's
+    shape, so any split of the batch (devices, processes, microbatches) samples the same depths.
+    """
+    pixel_key, jitter_key = jax.random.split(key)
     num_images, height, width = data['images'].shape[:3]
     train = self.config.train
     image, rows, cols = batching.pixel_batch(
-        key, step, num_images, height, width, train.batch_size,
+        pixel_key, step, num_images, height, width, train.batch_size,
         all_images=self.config.data.batching == 'all_images', precrop_steps=train.precrop_steps,
         precrop_frac=train.precrop_frac)
     rays = camera.rays_from_pixels(data['poses'][image], rows, cols, height, width, self.scene.focal)
-    return {'rays': rays, 'rgb': data['images'][image, rows, cols]}
+    return {'rays': rays, 'rgb': data['images'][image, rows, cols],
+            'keys': jax.random.split(jitter_key, train.batch_size)}
 
-  def loss(self, params, batch, key):
-    coarse, fine = self.model.apply(params, batch['rays'], key)
+  def loss(self, params, batch):
+    render = jax.vmap(lambda rays, key: self.model.apply(params, rays, key))
+    coarse, fine = render(batch['rays'], batch['keys'])
     mse_coarse = metrics.mse(coarse.rgb, batch['rgb'])
     mse_fine = metrics.mse(fine.rgb, batch['rgb'])
     return mse_coarse + mse_fine, {'psnr': metrics.psnr_from_mse(mse_fine),

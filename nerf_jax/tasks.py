@@ -33,10 +33,13 @@ class Task(Protocol):
     """Pytree of arrays the steps sample from; placed on the device once."""
 
   def sample_batch(self, data, key, step) -> Any:
-    """The step's batch, drawn from `data` (pure, jittable; depends only on key and step)."""
+    """The step's global batch, drawn from `data` (pure, jittable; depends only on key and step).
 
-  def loss(self, params, batch, key) -> tuple:
-    """(scalar loss, dict of scalar metrics) for one batch (pure, jittable)."""
+    Leaves have a leading batch axis; any randomness the loss needs travels in the batch, per item.
+    """
+
+  def loss(self, params, batch) -> tuple:
+    """(scalar loss, dict of scalar metrics), a mean over the batch (pure, jittable, deterministic)."""
 
   def predict(self, params, inputs) -> dict:
     """Per-pixel outputs ({'rgb': [n, 3], ...}) for a chunk of inputs (pure, jittable)."""

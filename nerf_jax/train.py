@@ -3,15 +3,19 @@
 import functools
 import math
 import os
+import signal
+import threading
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from flax.training import train_state
 from tqdm import tqdm
 
-from nerf_jax import checkpoint, evaluate, summary, tasks
+from nerf_jax import checkpoint, evaluate, parallel, summary, tasks
 
 
 class TrainState(train_state.TrainState):
@@ -33,55 +37,77 @@ def learning_rate_schedule(train_config):
                                  decay_rate=train_config.lr_decay_rate)
 
 
-def create_train_state(config, task):
-  """A fresh TrainState for `task` with Adam on the decaying learning rate."""
+def create_train_state(config, task, mesh=None):
+  """A fresh TrainState for `task` with Adam on the decaying learning rate, replicated over `mesh`
+  (default: every device)."""
+  mesh = parallel.make_mesh() if mesh is None else mesh
   init_key, run_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
   params = task.model.init(init_key, task.dummy_inputs())
   tx = optax.adam(learning_rate_schedule(config.train))
-  return TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
+  state = TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
+  return parallel.put(jax.device_get(state), parallel.replicated(mesh))
 
 
-def train_step(state, batch, key, *, loss_fn, microbatches=1):
+def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
 
-  loss_fn(params, batch, key) -> (loss, metrics), a mean over the batch; pure, so the step can be
-  jitted or mapped. microbatches > 1 splits the batch (leading axis) into that many equal parts and
-  averages their gradients: the same update, but each part's activations are small enough to stay
-  in the CPU's caches.
+  loss_fn(params, batch) -> (loss, metrics), a mean over the batch; pure, so the step can be jitted or
+  mapped. All of a step's randomness is in the batch (per ray), so splitting it, over devices or
+  microbatches, changes nothing but the float summation order. microbatches > 1 splits the batch
+  (leading axis) into that many equal parts and averages their gradients: the same update, but each
+  part's activations are small enough to stay in the CPU's caches. axis_name: inside shard_map, the
+  mesh axis over which gradients and metrics are averaged (each device holding an equal share).
   """
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  params = state.params
+  if axis_name is not None:
+    # Mark the replicated parameters as per-device values: then each device's gradient is its own,
+    # and the average below is the only reduction (differentiating the replicated value directly
+    # would sum the devices' gradients implicitly, an update axis-size times too large).
+    params = jax.lax.pcast(params, axis_name, to='varying')
   if microbatches == 1:
-    (loss, aux), grads = grad_fn(state.params, batch, key)
-    return state.apply_gradients(grads=grads), {'loss': loss, **aux}
-  parts = jax.tree_util.tree_map(lambda x: x.reshape(microbatches, -1, *x.shape[1:]), batch)
+    (loss, aux), grads = grad_fn(params, batch)
+  else:
+    parts = jax.tree_util.tree_map(lambda x: x.reshape(microbatches, -1, *x.shape[1:]), batch)
 
-  def accumulate(total, part_and_key):
-    part, part_key = part_and_key
-    value, grads = grad_fn(state.params, part, part_key)
-    return jax.tree_util.tree_map(jnp.add, total, (value, grads)), None
+    def accumulate(total, part):
+      return jax.tree_util.tree_map(jnp.add, total, grad_fn(params, part)), None
 
-  zeros = jax.tree_util.tree_map(
-      jnp.zeros_like, jax.eval_shape(grad_fn, state.params, jax.tree_util.tree_map(lambda x: x[0], parts),
-                                     key))
-  (value, grads), _ = jax.lax.scan(accumulate, zeros, (parts, jax.random.split(key, microbatches)))
-  (loss, aux), grads = jax.tree_util.tree_map(lambda x: x / microbatches, (value, grads))
+    zeros = jax.tree_util.tree_map(
+        jnp.zeros_like, jax.eval_shape(grad_fn, params, jax.tree_util.tree_map(lambda x: x[0], parts)))
+    total, _ = jax.lax.scan(accumulate, zeros, parts)
+    (loss, aux), grads = jax.tree_util.tree_map(lambda x: x / microbatches, total)
+  if axis_name is not None:
+    (loss, aux), grads = jax.lax.pmean(((loss, aux), grads), axis_name)
   return state.apply_gradients(grads=grads), {'loss': loss, **aux}
 
 
-def make_train_iteration(task, microbatches=1):
-  """jit((state, data) -> (state, metrics)): draws the step's batch on the device, then train_step.
+def make_train_iteration(task, microbatches=1, mesh=None):
+  """jit((state, data) -> (state, metrics)) over `mesh` (default: every device): draws the step's batch on the devices, then
+  train_step with each device on its slice.
 
-  The state's buffers are donated: the old parameters and optimiser moments are dead after the step.
+  Every device draws the step's whole batch (index arithmetic and a gather, O(batch), well under 1% of
+  the step) and keeps its slice: no communication, and the global batch is the same for any number of
+  devices or processes. The state's buffers are donated: the old parameters and moments are dead after
+  the step.
   """
-  step_fn = functools.partial(train_step, loss_fn=task.loss, microbatches=microbatches)
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  batch_size = task.config.train.batch_size
+  parallel.check_divisible(batch_size, mesh, 'train.batch_size')
+  if (batch_size // mesh.size) % microbatches:
+    raise tasks.ConfigError(
+        f'train.batch_size={batch_size} over {mesh.size} device(s) leaves {batch_size // mesh.size} '
+        f'per device, which does not split into train.microbatches={microbatches} equal parts.')
+  step_fn = functools.partial(train_step, loss_fn=task.loss, microbatches=microbatches,
+                              axis_name=parallel.AXIS)
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def iteration(state, data):
-    batch_key, step_key = jax.random.split(jax.random.fold_in(state.key, state.step))
-    batch = task.sample_batch(data, batch_key, state.step)
-    return step_fn(state, batch, step_key)
+  def per_device(state, data):
+    batch = task.sample_batch(data, jax.random.fold_in(state.key, state.step), state.step)
+    return step_fn(state, parallel.local_slice(batch, mesh.size))
 
-  return iteration
+  spec = jax.sharding.PartitionSpec()
+  return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec)),
+                 donate_argnums=0)
 
 
 @jax.jit
@@ -104,16 +130,65 @@ def default_workdir(config):
   return os.path.join('runs', config.name)
 
 
-def train_and_evaluate(config, workdir):
+class Interrupted(Exception):
+  """SIGINT or SIGTERM stopped training after a checkpoint of the current step was saved."""
+
+  def __init__(self, signum, step, directory):
+    self.signum = signum
+    super().__init__(f'{signal.Signals(signum).name} at step {step}: saved a checkpoint of step {step} in '
+                     f'{directory}. Run the same command again to resume from it.')
+
+
+class _StopRequests:
+  """Turns SIGINT and SIGTERM into a request that the loop honours after the current step.
+
+  A second signal while the first is pending stops at once (the previous checkpoint stays intact).
+  With several processes the request is agreed on by all of them each step, so every process stops at
+  the same step and takes part in the same final save.
+  """
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:
+      raise KeyboardInterrupt(f'second {signal.Signals(signum).name}: stopping without saving')
+    self.signum = signum
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def pending(self):
+    """The signal to stop for (agreed by every process), or None."""
+    if jax.process_count() == 1:
+      return self.signum
+    signums = multihost_utils.process_allgather(np.int32(self.signum or 0))
+    return int(np.max(signums)) or None
+
+
+def train_and_evaluate(config, workdir, mesh=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint; evaluates at the end.
 
-  Returns the final TrainState.
+  mesh: the devices to train on (default: every device of every process). Returns the final
+  TrainState. Raises Interrupted after saving when SIGINT or SIGTERM arrives.
   """
+  mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
+  iteration = make_train_iteration(task, config.train.microbatches, mesh)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
   ckpts = checkpoint.Checkpoints(workdir, config)
   for change in ckpts.check_config():
-    print(f'Config changed since the run started (allowed): {change}')
-  state = create_train_state(config, task)
+    _print(f'Config changed since the run started (allowed): {change}')
+  state = create_train_state(config, task, mesh)
   latest = ckpts.latest_step()
   if latest is not None:
     if not config.train.resume:
@@ -122,42 +197,49 @@ def train_and_evaluate(config, workdir):
           f'False. Nothing was changed: pass a new --workdir, or drop --config.train.resume=False to '
           f'continue that run.')
     state = ckpts.restore(state, latest)
-    print(f'Resumed from step {latest} in {ckpts.directory}.')
+    _print(f'Resumed from step {latest} in {ckpts.directory}.')
   start = int(state.step)
   steps = config.train.steps
   if start >= steps:
-    print(f'Run in {ckpts.workdir} is already at step {start} >= train.steps={steps}: nothing to train. '
-          f'Evaluate it with --mode evaluate, or raise --config.train.steps to train further.')
+    _print(f'Run in {ckpts.workdir} is already at step {start} >= train.steps={steps}: nothing to train. '
+           f'Evaluate it with --mode evaluate, or raise --config.train.steps to train further.')
     ckpts.close()
     return state
 
   writer = summary.Summary(ckpts.workdir)
-  evaluator = evaluate.Evaluator(task, config.eval.chunk)
   schedule = learning_rate_schedule(config.train)
-  data = jax.device_put(task.train_data())
-  iteration = make_train_iteration(task, config.train.microbatches)
-  bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True)
+  data = parallel.put(task.train_data(), parallel.replicated(mesh))
+  bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True,
+             disable=not parallel.is_main_process())
   last_time, last_step = time.perf_counter(), start
-  for step in range(start + 1, steps + 1):
-    state, metrics = iteration(state, data)
-    bar.update(1)
-    if step % config.train.log_every == 0 or step == steps:
-      metrics = jax.device_get(metrics)
-      _check_finite(metrics, step)
-      now = time.perf_counter()
-      rate = (step - last_step) / (now - last_time)
-      last_time, last_step = now, step
-      writer.scalars({f'train/{k}': v for k, v in metrics.items()}, step)
-      writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
-      bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
-    if step % config.train.checkpoint_every == 0 or step == steps:
-      _check_finite(jax.device_get(metrics), step, state.params)  # never save NaN parameters
-      ckpts.save(state)
-    if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
-      result, panel = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
-      writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
-      writer.image('eval/gt_pred', panel, step)
-      last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
+  with _StopRequests() as stop:
+    for step in range(start + 1, steps + 1):
+      state, metrics = iteration(state, data)
+      bar.update(1)
+      if step % config.train.log_every == 0 or step == steps:
+        metrics = jax.device_get(metrics)
+        _check_finite(metrics, step)
+        now = time.perf_counter()
+        rate = (step - last_step) / (now - last_time)
+        last_time, last_step = now, step
+        writer.scalars({f'train/{k}': v for k, v in metrics.items()}, step)
+        writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
+        bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
+      signum = stop.pending()
+      if step % config.train.checkpoint_every == 0 or step == steps or signum:
+        _check_finite(jax.device_get(metrics), step, state.params)  # never save NaN parameters
+        ckpts.save(state)
+      if signum:
+        bar.close()
+        ckpts.wait()
+        ckpts.close()
+        writer.close()
+        raise Interrupted(signum, step, ckpts.directory)
+      if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
+        result, panel = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
+        writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
+        writer.image('eval/gt_pred', panel, step)
+        last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
   bar.close()
   ckpts.wait()
   ckpts.close()
@@ -166,6 +248,11 @@ def train_and_evaluate(config, workdir):
                     writer)
   writer.close()
   return state
+
+
+def _print(message):
+  if parallel.is_main_process():
+    print(message, flush=True)
 
 
 def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
@@ -179,14 +266,15 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
     writer.image('eval/gt_pred', panel, step)
   subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
             f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')
-  print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
+  _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
         f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s).\n'
         f'Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
   return result
 
 
-def evaluate_checkpoint(config, workdir):
+def evaluate_checkpoint(config, workdir, mesh=None):
   """Evaluates the latest checkpoint in `workdir` on config.eval.split; returns the metrics dict."""
+  mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
   ckpts = checkpoint.Checkpoints(workdir, config)
   if ckpts.latest_step() is None:
@@ -194,7 +282,7 @@ def evaluate_checkpoint(config, workdir):
     raise checkpoint.CheckpointError(
         f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
   ckpts.check_config()
-  state = ckpts.restore(create_train_state(config, task))
+  state = ckpts.restore(create_train_state(config, task, mesh))
   ckpts.close()
-  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
   return _write_evaluation(evaluator, ckpts.workdir, state, config.eval.split, config.eval.views)

@@ -8,7 +8,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from configs import default  # noqa: E402
+from configs import default, lego  # noqa: E402
 from nerf_jax.datasets import generated  # noqa: E402
 
 # The NeRF synthetic data (folder holding lego/); NERF_JAX_DATA overrides the shared default.
@@ -52,3 +52,16 @@ def small_fit_config(root, **values):
               'train.checkpoint_every': 30, 'eval.chunk': 1000}
   settings.update(values)
   return override(config, **settings)
+
+
+def small_nerf_config(root, **values):
+  """NeRF (configs/lego.py with a small model and few samples) on the generated scene at 32x32."""
+  settings = {'data.root': root, 'data.scene': 'spheres', 'data.input_ratio': 0.5,
+              'data.batching': 'all_images', 'model.width': 64, 'model.depth': 4, 'model.skip': 2,
+              'model.width_view': 32, 'model.num_freqs': 6, 'model.num_coarse': 24,
+              'model.num_fine': 24, 'train.steps': 250, 'train.batch_size': 512, 'train.lr': 5e-3,
+              'train.lr_decay_steps': 250, 'train.precrop_steps': 20, 'train.log_every': 50,
+              'train.eval_every': 0, 'train.checkpoint_every': 250, 'eval.split': 'val',
+              'eval.train_split': 'val', 'eval.train_views': (0, 1, 1), 'eval.chunk': 1024}
+  settings.update(values)
+  return override(lego.get_config(), **settings)

@@ -101,9 +101,8 @@ def test_microbatches_give_the_same_update(spheres_root):
   task = tasks.make_task(config)
   data = jax.device_put(task.train_data())
   batch = task.sample_batch(data, jax.random.PRNGKey(0), 0)
-  key = jax.random.PRNGKey(1)
-  whole, m1 = train.train_step(train.create_train_state(config, task), batch, key, loss_fn=task.loss)
-  parts, m4 = train.train_step(train.create_train_state(config, task), batch, key, loss_fn=task.loss,
+  whole, m1 = train.train_step(train.create_train_state(config, task), batch, loss_fn=task.loss)
+  parts, m4 = train.train_step(train.create_train_state(config, task), batch, loss_fn=task.loss,
                                microbatches=4)
   np.testing.assert_allclose(m1['loss'], m4['loss'], rtol=1e-5)
   for a, b in zip(_params(whole), _params(parts)):
