@@ -213,8 +213,13 @@ def train_and_evaluate(config, workdir, mesh=None):
              disable=not parallel.is_main_process())
   last_time, last_step = time.perf_counter(), start
   with _StopRequests() as stop:
+    previous = None
     for step in range(start + 1, steps + 1):
       state, metrics = iteration(state, data)
+      # At most one step queued behind the running one: the devices never wait for Python, and the
+      # queue of collectives stays short (an unbounded one deadlocked simulated CPU devices).
+      jax.block_until_ready(previous)
+      previous = metrics
       bar.update(1)
       if step % config.train.log_every == 0 or step == steps:
         metrics = jax.device_get(metrics)

@@ -32,7 +32,7 @@ def main(root, task_name, microbatches, steps):
     iteration = train.make_train_iteration(task, microbatches, mesh)
     data = parallel.put(task.train_data(), parallel.replicated(mesh))
     for _ in range(steps):
-      state, metrics = iteration(state, data)
+      state, metrics = jax.block_until_ready(iteration(state, data))
     params[n] = [np.asarray(x) for x in jax.tree_util.tree_leaves(jax.device_get(state.params))]
     moments[n] = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(jax.device_get(state.opt_state[0].mu))])
     losses[n] = float(metrics['loss'])

@@ -49,3 +49,12 @@ def test_bad_config_values_are_named(spheres_root, tmp_path):
   code, out = run_main(*common, '--config.task=nerff')
   assert code != 0 and "Unknown task 'nerff'" in out and 'Traceback' not in out
   assert not os.path.exists(tmp_path / 'checkpoints')  # nothing was started
+
+
+def test_unwritable_workdir_is_a_clear_error(spheres_root, tmp_path):
+  # (Permission bits do not stop root, so the workdir is put under a file: just as unwritable.)
+  (tmp_path / 'a_file').write_text('')
+  code, out = run_main('--config', 'configs/demo.py', f'--config.data.root={spheres_root}',
+                       f'--workdir={tmp_path / "a_file" / "run"}')
+  assert code != 0 and 'Cannot create the workdir' in out and 'writable --workdir' in out
+  assert 'Traceback' not in out
