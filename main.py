@@ -1,19 +1,22 @@
-"""nerf_jax entry point: python main.py --config configs/<name>.py [--workdir DIR] [--mode train|evaluate]
+"""nerf_jax entry point: python main.py --config configs/<name>.py [--workdir DIR] [--mode MODE]
 
 Any config field can be overridden: --config.train.lr=1e-3 --config.data.root=PATH.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nerf_jax import checkpoint, datasets, parallel, tasks, train
+from nerf_jax import checkpoint, checks, datasets, parallel, tasks, train, video
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Checkpoints, logs and outputs (default: runs/<config.name>).')
-flags.DEFINE_enum('mode', 'train', ['train', 'evaluate'], 'train (then evaluate) or evaluate only.')
+flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'render', 'dataset', 'network'],
+                  'train (then evaluate); evaluate the latest checkpoint; render an orbit video from it; '
+                  'check and draw the dataset; check the network (initialised, or the checkpoint).')
 flags.mark_flags_as_required(['config'])
 
 
@@ -39,14 +42,46 @@ def main(argv):
     parallel.initialize(config.distributed)
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, workdir)
-    else:
+    elif FLAGS.mode == 'evaluate':
       train.evaluate_checkpoint(config, workdir)
+    elif FLAGS.mode == 'render':
+      render(config, workdir)
+    elif FLAGS.mode == 'dataset':
+      report, problems = checks.check_dataset(config, os.path.join(workdir, 'checks'))
+      _report('Dataset', report, problems, f'Pictures: {os.path.join(workdir, "checks")}/cameras.png, '
+                                           f'precrop.png')
+    else:
+      task = tasks.make_task(config)
+      state, source = train.load_state(config, task, workdir, required=False)
+      report, problems = checks.check_network(task, state.params, config)
+      _report(f'Network ({source})', report, problems)
   except (datasets.DatasetError, checkpoint.CheckpointError, tasks.ConfigError,
           train.NonFiniteLossError) as e:
     sys.exit(f'error: {e}')
   except train.Interrupted as e:
     print(f'Stopped by {e}', file=sys.stderr)
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
+
+
+def render(config, workdir):
+  task = tasks.make_task(config)
+  state, source = train.load_state(config, task, workdir)
+  out_dir = os.path.join(os.path.abspath(workdir), 'render', f'step{int(state.step)}')
+  paths = video.render_orbit(task, state.params, config.render, out_dir, config.eval.chunk)
+  print(f'Rendered {config.render.frames} frames from the {source}:\n  ' + '\n  '.join(paths))
+
+
+def _report(title, report, problems, footer=''):
+  print(f'{title}:')
+  for key, value in report.items():
+    print(f'  {key}: {value}')
+  if footer:
+    print(footer)
+  for problem in problems:
+    print(f'PROBLEM: {problem}', file=sys.stderr)
+  if problems:
+    sys.exit(f'{len(problems)} problem(s) found (above).')
+  print('No problems found.')
 
 
 if __name__ == '__main__':

@@ -55,6 +55,13 @@ def get_config():
   config.eval.train_views = (0, -1, 1)  # ... and these of its views
   config.eval.chunk = 16384  # pixels (or rays) per forward pass when rendering whole images
 
+  config.render = ml_collections.ConfigDict()  # --mode render: an orbit around the scene
+  config.render.frames = 40  # frames in the 360-degree orbit
+  config.render.elevation = 30.0  # degrees above the horizontal plane through the origin
+  config.render.radius = 0.0  # distance from the origin; 0: the training cameras' mean distance
+  config.render.fps = 20
+  config.render.formats = ('mp4', 'gif')  # written for the colour and the depth video
+
   # Several processes (hosts) through jax.distributed; empty address: one process, unless JAX's own
   # environment variables (JAX_COORDINATOR_ADDRESS, ...) say otherwise. See the README.
   config.distributed = ml_collections.ConfigDict()

@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 # is replicated and the batches do not depend on the device count, so a run may resume on other devices.
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
-                  'train.microbatches', 'eval.', 'distributed.')
+                  'train.microbatches', 'eval.', 'render.', 'distributed.')
 
 
 class CheckpointError(RuntimeError):

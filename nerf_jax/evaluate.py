@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import time
 
 import imageio.v3 as iio
 import jax
@@ -51,6 +52,7 @@ class Evaluator:
     parallel.check_divisible(chunk, mesh, 'eval.chunk')
     self.task = task
     self.chunk = chunk
+    self.devices = mesh.size
     spec = jax.sharding.PartitionSpec
     self._predict = jax.jit(
         jax.shard_map(task.predict, mesh=mesh, in_specs=(spec(), spec(parallel.AXIS)),
@@ -59,10 +61,14 @@ class Evaluator:
     self._place = functools.partial(parallel.put, sharding=parallel.split(mesh))
     self._ssim = jax.jit(metrics.ssim)
 
+  def predict(self, params, inputs):
+    """Model outputs for inputs (pytree of [n, ...]), computed chunk by chunk: numpy {name: [n, ...]}."""
+    return predict_in_chunks(self._predict, params, inputs, self.chunk, self._place)
+
   def render(self, params, view):
     """Model outputs for every pixel of `view`, each reshaped to [H, W, ...]."""
     height, width = view.target.shape[:2]
-    flat = predict_in_chunks(self._predict, params, view.inputs, self.chunk, self._place)
+    flat = self.predict(params, view.inputs)
     return {k: v.reshape(height, width, *v.shape[1:]) for k, v in flat.items()}
 
   def score(self, prediction, target):
@@ -74,15 +80,21 @@ class Evaluator:
     """Scores the `views` ([start, stop, step]) of `split`; with out_dir, writes metrics.json and per
     view {name}.png (prediction), {name}_gt_pred.png and the task's extra maps ({name}_depth.png, ...).
 
-    Returns (summary dict, first view's ground truth | prediction image as uint8 [H, 2W, 3]).
+    Returns (summary dict, the first view's images for the logs: {'gt_pred': ground truth | prediction,
+    uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}).
     """
-    per_view, panel = {}, None
+    per_view, first = {}, None
     out_dir = out_dir if parallel.is_main_process() else None
+    seconds, rays = [], 0
     for view in self.task.eval_views(split, views):
+      start = time.perf_counter()
       outputs = self.render(params, view)
+      seconds.append(time.perf_counter() - start)
+      rays += view.target.shape[0] * view.target.shape[1]
       per_view[view.name] = self.score(outputs['rgb'], view.target)
       pair = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
-      panel = pair if panel is None else panel
+      if first is None:
+        first = {'gt_pred': pair, **self.task.extra_images(outputs)}
       if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), to_uint8(outputs['rgb']))
@@ -97,9 +109,13 @@ class Evaluator:
         'split_views': total,
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
+        # Rendering speed, the first view's compilation included when it is the only one.
+        'seconds_per_image': float(np.median(seconds[1:] or seconds)),
+        'rays_per_second': float(rays / len(seconds) / np.median(seconds[1:] or seconds)),
+        'devices': self.devices,
         'views': per_view,
     }
     if out_dir is not None:
       with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
         json.dump(summary, f, indent=2)
-    return summary, panel
+    return summary, first

@@ -4,7 +4,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from nerf_jax import batching, camera, datasets, metrics
+from nerf_jax import batching, camera, datasets, metrics, sampling
 from nerf_jax.models import NeRF
 from nerf_jax.tasks import ConfigError, EvalView
 
@@ -84,6 +84,18 @@ class NerfTask:
     _, fine = self.model.apply(params, rays, None)
     return {'rgb': fine.rgb, 'depth': fine.depth, 'acc': fine.acc}
 
+  def densities(self, params, split=None):
+    """Fine-network densities at the coarse bin centres along the centre row of view 0 of `split`
+    (default: the training split): float32 [width, num_coarse], for the density histogram."""
+    view = next(self.eval_views(split or self.config.data.split, (0, 1, 1)))
+    height, width = view.target.shape[:2]
+    rays = jax.tree_util.tree_map(lambda x: x.reshape(height, width, -1)[height // 2], view.inputs)
+    m = self.model
+    z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,))
+    points = rays.origins[:, None, :] + z_vals[..., None] * rays.directions[:, None, :]
+    _, sigma = m.apply(params, points, rays.viewdirs, method=lambda module, p, d: module.fine(p, d))
+    return np.asarray(sigma)
+
   def split(self, name):
     if name not in self._splits:
       self._splits[name] = datasets.load_split(self.config.data, name)
@@ -92,9 +104,17 @@ class NerfTask:
   def eval_views(self, split, views=(0, -1, 1)):
     scene = self.split(split)
     for i in select_views(len(scene.names), views):
-      rays = camera.image_rays(jnp.asarray(scene.poses[i]), scene.height, scene.width, scene.focal)
-      flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, x.shape[-1]), rays)
-      yield EvalView(f'{split}_{i:03d}', flat, scene.images[i])
+      yield self.view_from_pose(f'{split}_{i:03d}', scene.poses[i], scene.images[i])
+
+  def view_from_pose(self, name, pose, target=None):
+    """An EvalView of every pixel seen from `pose` (float32 [4, 4] camera-to-world) with the training
+    split's image size and focal; target defaults to black (a pose with no ground truth)."""
+    scene = self.scene
+    rays = camera.image_rays(jnp.asarray(pose), scene.height, scene.width, scene.focal)
+    flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, x.shape[-1]), rays)
+    if target is None:
+      target = np.zeros((scene.height, scene.width, 3), np.float32)
+    return EvalView(name, flat, target)
 
   def num_views(self, split):
     return len(self.split(split).names)

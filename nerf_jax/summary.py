@@ -18,9 +18,15 @@ class Summary:
         self.writer.add_scalar(name, float(value), step)
 
   def image(self, name, image, step):
-    """image: float32 [H, W, 3] in [0, 1] or uint8 [H, W, 3]."""
+    """image: float32 [H, W, 3] or [H, W] in [0, 1], or uint8 [H, W, 3]."""
     if self.writer is not None:
-      self.writer.add_image(name, np.asarray(image), step, dataformats='HWC')
+      image = np.asarray(image)
+      self.writer.add_image(name, image, step, dataformats='HW' if image.ndim == 2 else 'HWC')
+
+  def histogram(self, name, values, step):
+    """values: array of any shape."""
+    if self.writer is not None:
+      self.writer.add_histogram(name, np.asarray(values).ravel(), step)
 
   def flush(self):
     if self.writer is not None:

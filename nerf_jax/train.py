@@ -213,7 +213,7 @@ def train_and_evaluate(config, workdir, mesh=None):
              disable=not parallel.is_main_process())
   last_time, last_step = time.perf_counter(), start
   with _StopRequests() as stop:
-    previous = None
+    previous, warned_collapse = None, False
     for step in range(start + 1, steps + 1):
       state, metrics = iteration(state, data)
       # At most one step queued behind the running one: the devices never wait for Python, and the
@@ -229,6 +229,14 @@ def train_and_evaluate(config, workdir, mesh=None):
         last_time, last_step = now, step
         writer.scalars({f'train/{k}': v for k, v in metrics.items()}, step)
         writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
+        collapsed = _opacity_collapsed(metrics, step, config.train.precrop_steps)
+        if 'acc' in metrics:
+          writer.scalars({'train/opacity_collapsed': float(collapsed)}, step)
+        if collapsed and not warned_collapse:
+          warned_collapse = True
+          _print(f'\nWARNING: at step {step} the mean opacity of the batch is {metrics["acc"]:.2g}: the '
+                 f'network sees nothing (collapsed or dead density). Check --mode network and the '
+                 f'density activation; lower train.lr or lengthen train.precrop_steps.')
         bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
       signum = stop.pending()
       if step % config.train.checkpoint_every == 0 or step == steps or signum:
@@ -241,9 +249,8 @@ def train_and_evaluate(config, workdir, mesh=None):
         writer.close()
         raise Interrupted(signum, step, ckpts.directory)
       if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
-        result, panel = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
-        writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
-        writer.image('eval/gt_pred', panel, step)
+        result, images = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
+        _log_evaluation(writer, task, state.params, result, images, step)
         last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
   bar.close()
   ckpts.wait()
@@ -255,6 +262,22 @@ def train_and_evaluate(config, workdir, mesh=None):
   return state
 
 
+def _log_evaluation(writer, task, params, result, images, step):
+  """Scalars, the first view's images (gt | prediction, and depth and opacity for NeRF) and, where the
+  task has them, the histogram of densities along that view's centre row."""
+  writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
+  for name, image in images.items():
+    writer.image(f'eval/{name}', image, step)
+  if hasattr(task, 'densities'):
+    writer.histogram('eval/density', task.densities(params), step)
+
+
+def _opacity_collapsed(metrics, step, precrop_steps):
+  """Whether a NeRF batch's mean opacity has fallen to ~0 once precrop is over: the network has
+  learnt to see nothing (often the dead-density failure after the crop's easy start)."""
+  return 'acc' in metrics and step > precrop_steps and float(metrics['acc']) < 0.01
+
+
 def _print(message):
   if parallel.is_main_process():
     print(message, flush=True)
@@ -264,30 +287,40 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
   step = int(state.step)
   out_dir = os.path.join(workdir, 'eval', f'{split}_step{step}')
   start = time.perf_counter()
-  result, panel = evaluator.run(state.params, split, views, out_dir)
+  result, images = evaluator.run(state.params, split, views, out_dir)
   seconds = time.perf_counter() - start
   if writer is not None:
-    writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
-    writer.image('eval/gt_pred', panel, step)
+    _log_evaluation(writer, evaluator.task, state.params, result, images, step)
   subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
             f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')
   _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
-        f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s).\n'
+        f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s; '
+        f'{result["seconds_per_image"]:.2f} s and {result["rays_per_second"]:.0f} rays/s per image).\n'
         f'Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
   return result
+
+
+def load_state(config, task, workdir, mesh=None, required=True):
+  """(TrainState, where from): the latest checkpoint in `workdir`, checked against `config`; without
+  one, a CheckpointError when `required`, else the freshly initialised state."""
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  try:
+    state = create_train_state(config, task, mesh)
+    if ckpts.latest_step() is None:
+      if required:
+        raise checkpoint.CheckpointError(
+            f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
+      return state, 'initialised (no checkpoint in the workdir)'
+    ckpts.check_config()
+    return ckpts.restore(state), f'checkpoint of step {ckpts.latest_step()} in {ckpts.directory}'
+  finally:
+    ckpts.close()
 
 
 def evaluate_checkpoint(config, workdir, mesh=None):
   """Evaluates the latest checkpoint in `workdir` on config.eval.split; returns the metrics dict."""
   mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
-  ckpts = checkpoint.Checkpoints(workdir, config)
-  if ckpts.latest_step() is None:
-    ckpts.close()
-    raise checkpoint.CheckpointError(
-        f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
-  ckpts.check_config()
-  state = ckpts.restore(create_train_state(config, task, mesh))
-  ckpts.close()
+  state, _ = load_state(config, task, workdir, mesh)
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
-  return _write_evaluation(evaluator, ckpts.workdir, state, config.eval.split, config.eval.views)
+  return _write_evaluation(evaluator, os.path.abspath(workdir), state, config.eval.split, config.eval.views)

@@ -1,0 +1,192 @@
+"""--mode dataset and --mode network: look at the data and the network before (or instead of) training.
+
+Each check returns a report dict and a list of problems (strings naming what is wrong and what to do);
+main.py prints them and the pictures go under workdir/checks/.
+"""
+
+import os
+import time
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from nerf_jax import batching, camera, datasets, evaluate, models, parallel
+
+
+def look_at_centre(poses):
+  """The point nearest (least squares) to every camera's optical axis, and each camera's angle to it.
+
+  poses: float [N, 4, 4] camera-to-world (cameras look down -Z). Returns (centre float64 [3], angles in
+  degrees float64 [N] between each camera's viewing direction and the direction to the centre).
+  """
+  centres = poses[:, :3, 3].astype(np.float64)
+  forward = -poses[:, :3, 2].astype(np.float64)
+  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+  projectors = np.eye(3) - forward[:, :, None] * forward[:, None, :]  # onto each axis' normal plane
+  centre = np.linalg.lstsq(projectors.sum(0), np.einsum('nij,nj->i', projectors, centres), rcond=None)[0]
+  to_centre = centre - centres
+  to_centre /= np.maximum(np.linalg.norm(to_centre, axis=-1, keepdims=True), 1e-12)
+  angles = np.degrees(np.arccos(np.clip(np.sum(forward * to_centre, -1), -1.0, 1.0)))
+  return centre, angles
+
+
+def pose_problems(split, poses, near, far, max_angle=15.0):
+  """Problems with a split's poses: cameras that do not look at a common centre (world-to-camera
+  matrices, or a flipped axis, do this) and a near/far that misses that centre."""
+  problems = []
+  centre, angles = look_at_centre(poses)
+  off = angles > max_angle
+  if off.mean() > 0.1:
+    problems.append(
+        f'{split}: {int(off.sum())} of {len(poses)} cameras do not look at a common centre (median '
+        f'angle {np.median(angles):.0f} deg between a camera\'s -Z axis and the point nearest all axes). '
+        f'transform_matrix must be camera-to-world with the camera looking down -Z (OpenGL/Blender); '
+        f'world-to-camera or +Z-forward (OpenCV) poses give this.')
+    return problems
+  distances = np.linalg.norm(poses[:, :3, 3] - centre, axis=-1)
+  if distances.min() <= near or distances.max() >= far:
+    problems.append(
+        f'{split}: the scene centre is {distances.min():.2f} to {distances.max():.2f} from the cameras, '
+        f'outside data.near={near} .. data.far={far}: rays would sample around it but miss it. Set near '
+        f'and far to bracket the object.')
+  return problems
+
+
+def alpha_problems(split, names, alphas):
+  """Images whose alpha is all 0 (nothing to fit) or all 1 (no transparency: alpha removed)."""
+  problems = []
+  empty = [n for n, a in zip(names, alphas) if a.max() < 1.0 / 255]
+  full = [n for n, a in zip(names, alphas) if a.min() > 1.0 - 1.0 / 255]
+  if empty:
+    problems.append(f'{split}: {len(empty)} image(s) with alpha 0 everywhere (e.g. {empty[0]}): the '
+                    f'object is invisible in them.')
+  if len(full) == len(names):
+    problems.append(f'{split}: every image has alpha 1 everywhere: the alpha channel was lost, so the '
+                    f'background is baked in and white compositing cannot work.')
+  return problems
+
+
+def _canvas(size):
+  return np.full((size, size, 3), 255, np.uint8)
+
+
+def _plot(canvas, points, colour, extent):
+  """Draws 2-D points (float [K, 2] in [-extent, extent]) as 3x3 squares; y grows upwards."""
+  size = canvas.shape[0]
+  pixels = np.round((points / extent * 0.5 + 0.5) * (size - 1)).astype(int)
+  for x, y in pixels:
+    r = size - 1 - y
+    canvas[max(r - 1, 0):r + 2, max(x - 1, 0):x + 2] = colour
+
+
+def camera_picture(poses, centre, near, far, size=400):
+  """Top (x, y) and side (x, z) views of camera centres (black), viewing directions (blue, length
+  near) and the sampled region (red circles: near and far around the mean camera distance).
+
+  returns uint8 [size, 2 * size, 3]
+  """
+  centres = poses[:, :3, 3] - centre
+  forward = -poses[:, :3, 2]
+  radius = float(np.mean(np.linalg.norm(centres, axis=-1)))
+  extent = 1.2 * max(radius, far - radius, 1e-6)
+  panels = []
+  for axes in ((0, 1), (0, 2)):
+    canvas = _canvas(size)
+    t = np.linspace(0, 2 * np.pi, 400)
+    circle = np.stack([np.cos(t), np.sin(t)], -1)
+    for r in (radius - near, radius - far if far < radius else None):
+      if r is not None and r > 0:
+        _plot(canvas, r * circle, (220, 40, 40), extent)
+    steps = np.linspace(0, near, 20)[None, :, None]
+    lines = centres[:, None, :] + steps * forward[:, None, :]
+    _plot(canvas, lines[..., axes].reshape(-1, 2), (40, 80, 220), extent)
+    _plot(canvas, centres[:, axes], (0, 0, 0), extent)
+    _plot(canvas, np.zeros((1, 2)), (220, 40, 40), extent)
+    panels.append(canvas)
+  return np.concatenate(panels, axis=1)
+
+
+def precrop_picture(image, frac):
+  """image float [H, W, 3] with the precrop box (precrop_frac of each side, centred) drawn in red."""
+  out = evaluate.to_uint8(image).copy()
+  row0, rows, col0, cols = batching.crop_box(image.shape[0], image.shape[1], frac)
+  red = np.array([230, 30, 30], np.uint8)
+  out[row0, col0:col0 + cols] = out[row0 + rows - 1, col0:col0 + cols] = red
+  out[row0:row0 + rows, col0] = out[row0:row0 + rows, col0 + cols - 1] = red
+  return out
+
+
+def check_dataset(config, out_dir, splits=('train', 'val', 'test')):
+  """Loads every split, checks it and draws it. Returns (report {split: facts}, problems)."""
+  data = config.data
+  report, problems, scenes = {}, [], {}
+  for split in splits:
+    try:
+      scene = datasets.load_split(data, split)
+    except datasets.DatasetError as e:
+      problems.append(f'{split}: {e}')
+      continue
+    scenes[split] = scene
+    report[split] = {'views': len(scene.names), 'height': scene.height, 'width': scene.width,
+                     'focal': round(scene.focal, 3), 'near': data.near, 'far': data.far}
+    problems += pose_problems(split, scene.poses, data.near, data.far)
+    problems += alpha_problems(split, scene.names, scene.alphas)
+  if data.split in scenes and parallel.is_main_process():
+    os.makedirs(out_dir, exist_ok=True)
+    scene = scenes[data.split]
+    centre, _ = look_at_centre(scene.poses)
+    iio.imwrite(os.path.join(out_dir, 'cameras.png'), camera_picture(scene.poses, centre, data.near, data.far))
+    iio.imwrite(os.path.join(out_dir, 'precrop.png'), precrop_picture(scene.images[0], config.train.precrop_frac))
+  return report, problems
+
+
+def check_network(task, params, config, mesh=None, repeats=3):
+  """Size, cost, speed and (NeRF) opacity of a network. Returns (report dict, problems).
+
+  Opacity is measured on rays from each training camera through its image centre (towards the
+  object) and through its four corners (mostly background): a healthy network is neither transparent
+  on the first (the dead-density failure) nor opaque on all of them.
+  """
+  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))}
+  nerf = hasattr(task, 'scene') and config.task == 'nerf'
+  if nerf:
+    report['forward_flops_per_ray'] = models.nerf_flops_per_ray(config.model)
+  else:
+    report['forward_flops_per_pixel'] = models.image_mlp_flops_per_pixel(
+        config.model.width, config.model.depth, config.model.num_freqs)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
+  view = next(task.eval_views(config.data.split, (0, 1, 1)))
+  inputs = jax.tree_util.tree_map(lambda x: np.resize(x, (config.eval.chunk, *x.shape[1:])), view.inputs)
+  evaluator.predict(params, inputs)  # compile
+  start = time.perf_counter()
+  for _ in range(repeats):
+    evaluator.predict(params, inputs)
+  seconds = (time.perf_counter() - start) / repeats
+  report['chunk'] = config.eval.chunk
+  report['forward_seconds_per_chunk'] = round(seconds, 4)
+  report['rays_per_second'] = round(config.eval.chunk / seconds, 1)
+  problems = []
+  if nerf:
+    scene = task.scene
+    h, w = scene.height, scene.width
+    rows = np.array([h // 2, 0, 0, h - 1, h - 1])
+    cols = np.array([w // 2, 0, w - 1, 0, w - 1])
+    poses = np.repeat(scene.poses, len(rows), axis=0)
+    rays = camera.rays_from_pixels(poses, np.tile(rows, len(scene.poses)), np.tile(cols, len(scene.poses)),
+                                   h, w, scene.focal)
+    acc = evaluator.predict(params, jax.device_get(rays))['acc'].reshape(-1, len(rows))
+    centre, corners = acc[:, 0], acc[:, 1:]
+    report['opacity_centre_rays'] = round(float(centre.mean()), 4)
+    report['opacity_corner_rays'] = round(float(corners.mean()), 4)
+    if centre.max() < 0.01:
+      problems.append(
+          f'DEAD DENSITY: opacity is ~0 on every ray through the scene centre (max {centre.max():.2g}). '
+          f'The density output is <= 0 everywhere, so no gradient reaches it and it will not recover: '
+          f'check the density activation and its bias (nerf_jax keeps softplus(raw - 1)).')
+    if min(centre.min(), corners.min()) > 0.99:
+      problems.append(
+          f'OPAQUE EVERYWHERE: opacity is ~1 on every ray, background corners included (min '
+          f'{min(centre.min(), corners.min()):.3f}): the density is too large everywhere, or far is '
+          f'beyond the scene so the last interval fills every ray.')
+  return report, problems

@@ -1,0 +1,77 @@
+"""--mode render: a 360-degree orbit around the scene, as colour and depth videos (MP4 and GIF)."""
+
+import os
+
+import imageio.v3 as iio
+import numpy as np
+from tqdm import tqdm
+
+from nerf_jax import evaluate, parallel
+from nerf_jax.datasets.generated import look_at_pose
+from nerf_jax.tasks import ConfigError
+
+
+def orbit_poses(num_frames, radius, elevation_deg, up=(0.0, 0.0, 1.0)):
+  """Camera-to-world poses circling the origin at a fixed elevation, looking at it (NeRF's spherical
+  path; Blender scenes have +Z up).
+
+  returns float32 [num_frames, 4, 4]; frame 0 is on the +X side, the orbit turns counter-clockwise.
+  """
+  azimuth = np.linspace(0.0, 2.0 * np.pi, num_frames, endpoint=False)
+  elevation = np.radians(elevation_deg)
+  positions = radius * np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                                 np.full_like(azimuth, np.sin(elevation))], axis=-1)
+  return np.stack([look_at_pose(p, world_up=up) for p in positions]).astype(np.float32)
+
+
+def orbit_radius(poses):
+  """The mean distance of the cameras (float32 [N, 4, 4] camera-to-world) from the origin."""
+  return float(np.mean(np.linalg.norm(poses[:, :3, 3], axis=-1)))
+
+
+def write_video(path_stem, frames, fps, formats):
+  """Writes uint8 frames [N, H, W, 3] as path_stem.<format> for each of `formats` ('mp4', 'gif').
+
+  Returns the written paths.
+  """
+  paths = []
+  for fmt in formats:
+    path = f'{path_stem}.{fmt}'
+    if fmt == 'mp4':
+      # macro_block_size 2: H.264 needs even sizes, not the default multiple of 16 (which would rescale).
+      iio.imwrite(path, frames, fps=fps, codec='libx264', macro_block_size=2)
+    elif fmt == 'gif':
+      iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
+    else:
+      raise ConfigError(f'render.formats has {fmt!r}; use "mp4" and/or "gif".')
+    paths.append(path)
+  return paths
+
+
+def render_orbit(task, params, render_config, out_dir, chunk, mesh=None):
+  """Renders the orbit of `render_config` from `params` and writes orbit.{mp4,gif} and
+  orbit_depth.{mp4,gif} under out_dir (process 0). Returns the written paths.
+
+  The frames have the training split's size and focal; radius 0 means the cameras' mean distance.
+  """
+  if not hasattr(task, 'view_from_pose'):
+    raise ConfigError('--mode render needs a NeRF config (config.task="nerf"); image fitting has no '
+                      'camera to move.')
+  scene = task.scene
+  c = render_config
+  radius = c.radius or orbit_radius(scene.poses)
+  poses = orbit_poses(c.frames, radius, c.elevation)
+  evaluator = evaluate.Evaluator(task, chunk, mesh)
+  colour, depth = [], []
+  for i, pose in enumerate(tqdm(poses, desc='render', unit='frame',
+                                disable=not parallel.is_main_process())):
+    outputs = evaluator.render(params, task.view_from_pose(f'orbit_{i:03d}', pose))
+    colour.append(evaluate.to_uint8(outputs['rgb']))
+    depth_map = task.extra_images(outputs)['depth']
+    depth.append(np.repeat(evaluate.to_uint8(depth_map[..., None]), 3, axis=-1))
+  if not parallel.is_main_process():
+    return []
+  os.makedirs(out_dir, exist_ok=True)
+  fps = c.fps
+  return (write_video(os.path.join(out_dir, 'orbit'), np.stack(colour), fps, c.formats)
+          + write_video(os.path.join(out_dir, 'orbit_depth'), np.stack(depth), fps, c.formats))
