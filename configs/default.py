@@ -54,6 +54,7 @@ def get_config():
   config.eval.train_split = 'train'  # evaluation while training and at its end: this split ...
   config.eval.train_views = (0, -1, 1)  # ... and these of its views
   config.eval.chunk = 16384  # pixels (or rays) per forward pass when rendering whole images
+  config.eval.lpips_weights = ''  # --mode evaluate: a local LPIPS .npz (README); empty: PSNR and SSIM only
 
   config.render = ml_collections.ConfigDict()  # --mode render: an orbit around the scene
   config.render.frames = 40  # frames in the 360-degree orbit

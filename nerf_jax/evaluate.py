@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import metrics, parallel
+from nerf_jax import lpips, metrics, parallel
 
 
 def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece):
@@ -47,12 +47,13 @@ class Evaluator:
   results are gathered back; only process 0 writes files.
   """
 
-  def __init__(self, task, chunk, mesh=None):
+  def __init__(self, task, chunk, mesh=None, lpips_weights=None):
     mesh = parallel.make_mesh() if mesh is None else mesh
     parallel.check_divisible(chunk, mesh, 'eval.chunk')
     self.task = task
     self.chunk = chunk
     self.devices = mesh.size
+    self.lpips_weights = lpips_weights  # from lpips.load_weights; None: no LPIPS
     spec = jax.sharding.PartitionSpec
     self._predict = jax.jit(
         jax.shard_map(task.predict, mesh=mesh, in_specs=(spec(), spec(parallel.AXIS)),
@@ -72,9 +73,13 @@ class Evaluator:
     return {k: v.reshape(height, width, *v.shape[1:]) for k, v in flat.items()}
 
   def score(self, prediction, target):
-    """{'psnr': dB, 'ssim': [0, 1]} of an rgb prediction [H, W, 3] against the ground truth."""
-    return {'psnr': float(metrics.psnr(prediction, target)),
-            'ssim': float(self._ssim(prediction, target))}
+    """{'psnr': dB, 'ssim': [0, 1], and with weights 'lpips'} of an rgb prediction [H, W, 3] against
+    the ground truth."""
+    scores = {'psnr': float(metrics.psnr(prediction, target)),
+              'ssim': float(self._ssim(prediction, target))}
+    if self.lpips_weights is not None:
+      scores['lpips'] = float(lpips.lpips(self.lpips_weights, prediction, target))
+    return scores
 
   def run(self, params, split, views=(0, -1, 1), out_dir=None):
     """Scores the `views` ([start, stop, step]) of `split`; with out_dir, writes metrics.json and per
@@ -109,6 +114,8 @@ class Evaluator:
         'split_views': total,
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
+        **({'lpips': float(np.mean([m['lpips'] for m in per_view.values()]))}
+           if self.lpips_weights is not None else {}),
         # Rendering speed, the first view's compilation included when it is the only one.
         'seconds_per_image': float(np.median(seconds[1:] or seconds)),
         'rays_per_second': float(rays / len(seconds) / np.median(seconds[1:] or seconds)),

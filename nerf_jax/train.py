@@ -15,7 +15,7 @@ from jax.experimental import multihost_utils
 from flax.training import train_state
 from tqdm import tqdm
 
-from nerf_jax import checkpoint, evaluate, parallel, summary, tasks
+from nerf_jax import checkpoint, evaluate, lpips, parallel, summary, tasks
 
 
 class TrainState(train_state.TrainState):
@@ -291,10 +291,11 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
   seconds = time.perf_counter() - start
   if writer is not None:
     _log_evaluation(writer, evaluator.task, state.params, result, images, step)
+  lpips_text = f', LPIPS {result["lpips"]:.4f}' if 'lpips' in result else ''
   subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
             f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')
   _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
-        f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f} ({seconds:.1f} s; '
+        f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f}{lpips_text} ({seconds:.1f} s; '
         f'{result["seconds_per_image"]:.2f} s and {result["rays_per_second"]:.0f} rays/s per image).\n'
         f'Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
   return result
@@ -322,5 +323,10 @@ def evaluate_checkpoint(config, workdir, mesh=None):
   mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
   state, _ = load_state(config, task, workdir, mesh)
-  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
+  weights = None
+  if config.eval.lpips_weights:
+    weights = lpips.load_weights(config.eval.lpips_weights)
+  else:
+    _print('LPIPS: not computed (eval.lpips_weights is empty; nerf_jax downloads nothing: README, "LPIPS").')
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, weights)
   return _write_evaluation(evaluator, os.path.abspath(workdir), state, config.eval.split, config.eval.views)
