@@ -149,7 +149,7 @@ def check_network(task, params, config, mesh=None, repeats=3):
   on the first (the dead-density failure) nor opaque on all of them.
   """
   report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))}
-  nerf = hasattr(task, 'scene') and config.task == 'nerf'
+  nerf = config.task == 'nerf'
   if nerf:
     report['forward_flops_per_ray'] = models.nerf_flops_per_ray(config.model)
   else:

@@ -10,6 +10,8 @@ maintenance mode, and shard_map's arrays are ordinary global jax.Arrays, so orba
 them on any number of processes with no leading device axis to add or strip.
 """
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -27,7 +29,6 @@ def initialize(distributed_config):
   JAX_NUM_PROCESSES, JAX_PROCESS_ID) and cluster detection; with neither, this is a single process.
   Must run before anything touches a device.
   """
-  import os
   c = distributed_config
   if c.coordinator_address:
     if c.num_processes < 1 or not 0 <= c.process_id < c.num_processes:
