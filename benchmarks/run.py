@@ -1,4 +1,4 @@
-"""Speed benchmarks: python benchmarks/run.py [--only NAME] [--json PATH]
+"""Speed benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype bfloat16]
 
 Each entry times the real jitted training iteration of a config on synthetic data of the config's size
 (speed does not depend on the pixels' values) and reports it against this machine's float32
@@ -79,28 +79,32 @@ def bench_nerf_training(config, size, min_steps):
           'flops_per_step': flops, 'compile_s': compile_s, 'microbatches': config.train.microbatches}
 
 
-def bench_nerf_paper():
+def bench_nerf_paper(dtype):
   """configs/lego.py's model and samples at 1024 rays a step.
 
   On a CPU the step runs as 8 microbatches of 128 rays (the same update; measured 7.4 -> 5.4 s a step
   on 2 cores, as the activations then fit the caches); on an accelerator as one batch.
   """
   config = lego.get_config()
+  config.model.dtype = dtype
   config.train.microbatches = 8 if jax.default_backend() == 'cpu' else 1
   return bench_nerf_training(config, 400, min_steps=3)
 
 
-def bench_nerf_cpu():
+def bench_nerf_cpu(dtype):
   """configs/lego_cpu.py as it trains (100x100 images)."""
-  return bench_nerf_training(lego_cpu.get_config(), 100, min_steps=20)
+  config = lego_cpu.get_config()
+  config.model.dtype = dtype
+  return bench_nerf_training(config, 100, min_steps=20)
 
 
-def bench_eval_nerf_paper(size=64):
+def bench_eval_nerf_paper(dtype, size=64):
   """Rendering a size x size view with the paper model, in eval.chunk rays at a time.
 
   A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk.
   """
   config = lego.get_config()
+  config.model.dtype = dtype
   task = NerfTask(config, scene=synthetic_scene(1, size))
   params = train.create_train_state(config, task).params
   evaluator = evaluate.Evaluator(task, config.eval.chunk)
@@ -117,8 +121,9 @@ def bench_eval_nerf_paper(size=64):
           'compile_s': compile_s, 'seconds_per_image': seconds}
 
 
-def bench_img_fit():
+def bench_img_fit(dtype):
   config = img_fit.get_config()
+  config.model.dtype = dtype
   image = np.random.default_rng(0).uniform(size=(400, 400, 3)).astype(np.float32)
   task = ImageFitTask(config, image=image)
   compile_s, steps_per_s = time_training(task, config)
@@ -138,19 +143,23 @@ def main():
   parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
                       help='run only this entry (repeatable)')
   parser.add_argument('--json', help='also write the results here as {name: {...}}')
+  parser.add_argument('--dtype', choices=sorted(models.COMPUTE_DTYPES), default='float32',
+                      help="every entry's model.dtype (fraction_of_matmul stays against float32)")
   # peak_rss_mb is the process's peak so far: run an entry alone (--only) for its own figure.
   args = parser.parse_args()
   names = args.only or list(BENCHMARKS)
   matmul = matmul_gflops()
   results = {}
   for name in names:
-    entry = BENCHMARKS[name]()
+    entry = BENCHMARKS[name](args.dtype)
+    entry['dtype'] = args.dtype
     entry['gflops_per_s'] = entry['flops_per_step'] * entry['steps_per_s'] / 1e9
     entry['matmul_gflops_per_s'] = matmul
     entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul
     entry['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results[name] = entry
-  print(f'{jax.devices()[0].platform} x{jax.device_count()}, float32 matmul {matmul:.0f} GFLOP/s')
+  print(f'{jax.devices()[0].platform} x{jax.device_count()}, float32 matmul {matmul:.0f} GFLOP/s, '
+        f'model.dtype {args.dtype}')
   columns = ['steps_per_s', 'rays_per_s', 'gflops_per_s', 'fraction_of_matmul', 'compile_s', 'peak_rss_mb']
   print(f'{"name":<16}' + ''.join(f'{c:>20}' for c in columns))
   for name, entry in results.items():

@@ -15,9 +15,11 @@ import orbax.checkpoint as ocp
 # Config keys that may change between a run and its resumption: they do not change the parameters'
 # shapes or what the data is, only how long and how verbosely the run goes on, and where. The state
 # is replicated and the batches do not depend on the device count, so a run may resume on other devices.
+# model.dtype changes only the products' precision (parameters are float32 either way): a float32 run
+# may be evaluated or continued in bfloat16 and back.
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
-                  'train.microbatches', 'eval.', 'render.', 'distributed.')
+                  'train.microbatches', 'model.dtype', 'eval.', 'render.', 'distributed.')
 
 
 class CheckpointError(RuntimeError):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nerf_jax import batching, datasets, metrics
-from nerf_jax.models import ImageMLP
+from nerf_jax.models import ImageMLP, compute_dtype
 from nerf_jax.tasks import ConfigError, EvalView
 
 
@@ -27,7 +27,8 @@ class ImageFitTask:
   def __init__(self, config, image=None):
     self.config = config
     self.model = ImageMLP(width=config.model.width, depth=config.model.depth,
-                          num_freqs=config.model.num_freqs)
+                          num_freqs=config.model.num_freqs,
+                          dtype=compute_dtype(config.model.dtype))
     if image is None:
       image = datasets.load_split(config.data, config.data.split, views=[config.data.view]).images[0]
     self.image = image

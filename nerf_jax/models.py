@@ -1,29 +1,46 @@
 """Flax modules. Each takes raw coordinates and encodes them itself, so params + inputs say everything."""
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from nerf_jax import rendering, sampling
 from nerf_jax.encoding import frequency_encoding
+from nerf_jax.tasks import ConfigError
+
+
+# config.model.dtype -> the dtype of the layers' matrix products. Parameters, the encoding (sin of
+# 2^9 x needs float32's mantissa), the output activations and volume rendering stay float32 either way.
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(name):
+  """The jnp dtype for config.model.dtype, or a ConfigError naming the choices."""
+  if name not in COMPUTE_DTYPES:
+    raise ConfigError(f'model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {name!r}.')
+  return COMPUTE_DTYPES[name]
 
 
 class ImageMLP(nn.Module):
   """Image fitting: pixel coordinates (u, v) -> RGB.
 
-  width, depth: hidden layer size and count (ReLU); num_freqs: frequencies of the (u, v) encoding.
+  width, depth: hidden layer size and count (ReLU); num_freqs: frequencies of the (u, v) encoding;
+  dtype: the matrix products' dtype (parameters stay float32).
   """
   width: int = 128
   depth: int = 4
   num_freqs: int = 10
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, uv):
     """uv: float32 [..., 2] in [0, 1] -> rgb: float32 [..., 3] in (0, 1)."""
     x = frequency_encoding(uv, self.num_freqs)
     for _ in range(self.depth):
-      x = nn.relu(nn.Dense(self.width)(x))
-    return nn.sigmoid(nn.Dense(3)(x))
+      x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
+    return nn.sigmoid(nn.Dense(3, dtype=self.dtype)(x).astype(jnp.float32))
 
 
 def mlp_flops_per_point(in_features, widths):
@@ -59,24 +76,30 @@ class NerfMLP(nn.Module):
   # everywhere, and at initialisation (raw ~ 0) gives softplus(-1) = 0.31: every ray starts partly
   # opaque, so every sample gets a gradient. (mip-NeRF made the same choice.)
   density_bias: float = -1.0
+  dtype: Any = jnp.float32  # the matrix products' dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, points, viewdirs):
-    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit -> rgb [..., S, 3], sigma [..., S]."""
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit -> rgb [..., S, 3], sigma [..., S].
+
+    Outputs are float32 whatever `dtype` is: transmittance multiplies S terms, too many for bfloat16.
+    """
+    dense = lambda features, name, **kw: nn.Dense(features, dtype=self.dtype, name=name, **kw)
     inputs = frequency_encoding(points, self.pos_freqs)
     x = inputs
     for i in range(self.depth):
-      x = nn.relu(nn.Dense(self.width, name=f'trunk_{i}')(x))
+      x = nn.relu(dense(self.width, f'trunk_{i}')(x))
       if i == self.skip:
-        x = jnp.concatenate([inputs, x], axis=-1)
-    sigma = nn.softplus(nn.Dense(1, name='density')(x)[..., 0] + self.density_bias)
-    features = nn.Dense(self.width, name='features')(x)
+        x = jnp.concatenate([inputs.astype(x.dtype), x], axis=-1)
+    raw_sigma = dense(1, 'density')(x)[..., 0].astype(jnp.float32)
+    sigma = nn.softplus(raw_sigma + self.density_bias)
+    features = dense(self.width, 'features')(x)
     # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and
     # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
     directions = frequency_encoding(viewdirs, self.dir_freqs)
-    hidden = (nn.Dense(self.width_view, name='view_features')(features)
-              + nn.Dense(self.width_view, use_bias=False, name='view_dirs')(directions)[..., None, :])
-    rgb = nn.sigmoid(nn.Dense(3, name='rgb')(nn.relu(hidden)))
+    hidden = (dense(self.width_view, 'view_features')(features)
+              + dense(self.width_view, 'view_dirs', use_bias=False)(directions)[..., None, :])
+    rgb = nn.sigmoid(dense(3, 'rgb')(nn.relu(hidden)).astype(jnp.float32))
     return rgb, sigma
 
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from nerf_jax import batching, camera, datasets, metrics, sampling
-from nerf_jax.models import NeRF
+from nerf_jax.models import NeRF, compute_dtype
 from nerf_jax.tasks import ConfigError, EvalView
 
 
@@ -22,7 +22,7 @@ def select_views(num_views, views):
 def build_model(config):
   m = config.model
   return NeRF(mlp=dict(width=m.width, depth=m.depth, skip=m.skip, width_view=m.width_view,
-                       pos_freqs=m.num_freqs, dir_freqs=m.dir_freqs),
+                       pos_freqs=m.num_freqs, dir_freqs=m.dir_freqs, dtype=compute_dtype(m.dtype)),
               num_coarse=m.num_coarse, num_fine=m.num_fine, near=config.data.near, far=config.data.far,
               white_bkgd=config.data.white_bkgd)
 

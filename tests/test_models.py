@@ -1,9 +1,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nerf_jax import camera, models
 from nerf_jax.datasets import generated
+from nerf_jax.tasks import ConfigError
 
 SMALL = dict(width=32, depth=4, skip=2, width_view=16, pos_freqs=6, dir_freqs=2)
 
@@ -64,3 +66,29 @@ def test_split_view_layer_equals_the_concatenated_layer():
   hidden = jax.nn.relu(jnp.concatenate([features, enc], -1) @ kernel + p['view_features']['bias'])
   expected = jax.nn.sigmoid(hidden @ p['rgb']['kernel'] + p['rgb']['bias'])
   np.testing.assert_allclose(rgb, expected, atol=1e-5)
+
+
+def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
+  rays = _rays()
+  results = {}
+  for dtype in (jnp.float32, jnp.bfloat16):
+    model = models.NeRF(mlp=dict(SMALL, dtype=dtype), num_coarse=16, num_fine=16)
+    params = model.init(jax.random.PRNGKey(0), rays)  # same key: the same float32 parameters
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
+    coarse, fine = model.apply(params, rays)
+    assert fine.rgb.dtype == jnp.float32 and fine.depth.dtype == jnp.float32
+    loss = lambda p: jnp.mean((model.apply(p, rays, jax.random.PRNGKey(1))[1].rgb - 0.5) ** 2)
+    grads = jax.grad(loss)(params)
+    assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
+               for g in jax.tree_util.tree_leaves(grads))
+    hlo = jax.jit(model.apply).lower(params, rays).as_text()
+    assert ('bf16' in hlo) == (dtype == jnp.bfloat16)  # the products really are in bfloat16
+    results[dtype] = fine.rgb
+  # bfloat16 keeps 8 bits of mantissa: the colours agree to a few thousandths, not to float32's 1e-6.
+  difference = float(jnp.abs(results[jnp.float32] - results[jnp.bfloat16]).max())
+  assert 0 < difference < 2e-2, difference
+
+
+def test_unknown_dtype_is_a_config_error():
+  with pytest.raises(ConfigError, match="model.dtype must be one of \\['bfloat16', 'float32'\\]"):
+    models.compute_dtype('float16')

@@ -107,3 +107,14 @@ def test_microbatches_give_the_same_update(spheres_root):
   np.testing.assert_allclose(m1['loss'], m4['loss'], rtol=1e-5)
   for a, b in zip(_params(whole), _params(parts)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bfloat16_fit_trains_like_float32(spheres_root, tmp_path):
+  # Mixed precision must still learn: the same short fit in both dtypes reaches about the same PSNR.
+  psnr = {}
+  for dtype in ('float32', 'bfloat16'):
+    config = small_fit_config(spheres_root, **{'train.steps': 150, 'model.dtype': dtype})
+    train.train_and_evaluate(config, str(tmp_path / dtype))
+    with open(tmp_path / dtype / 'eval' / 'train_step150' / 'metrics.json') as f:
+      psnr[dtype] = json.load(f)['psnr']
+  assert psnr['float32'] > 20 and abs(psnr['bfloat16'] - psnr['float32']) < 1.0, psnr
