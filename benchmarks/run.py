@@ -1,15 +1,18 @@
-"""Speed benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype bfloat16]
+"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype bfloat16]
 
-Each entry times the real jitted training iteration of a config on synthetic data of the config's size
-(speed does not depend on the pixels' values) and reports it against this machine's float32
-matrix-product rate, measured in the same process.
+Each entry times the real jitted training iteration (or rendering) of a config on synthetic data of the
+config's size (speed does not depend on the pixels' values) and reports it against this machine's
+float32 matrix-product rate, measured in the same process. Every entry runs in a process of its own, so
+its peak_rss_mb is its own.
 """
 
 import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import img_fit, lego, lego_cpu  # noqa: E402
-from nerf_jax import evaluate, models, parallel, train  # noqa: E402
+from nerf_jax import camera, evaluate, models, parallel, train  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 from nerf_jax.image_fit import ImageFitTask  # noqa: E402
 from nerf_jax.nerf import NerfTask  # noqa: E402
@@ -121,6 +124,36 @@ def bench_eval_nerf_paper(dtype, size=64):
           'compile_s': compile_s, 'seconds_per_image': seconds}
 
 
+def bench_render_800(dtype, rows=0):
+  """Peak memory (and speed) rendering an 800x800 view with the paper model at configs/lego.py's
+  eval.chunk, as --mode evaluate/render do.
+
+  Memory follows the chunk, not the image: only one chunk's activations exist at a time and the
+  image's outputs are 800 * 800 * 5 floats (13 MB). The whole view takes ~30 minutes on 2 CPU cores,
+  so on a CPU the default renders its first 40 rows (32,000 rays, 16 chunks); --render-rows 800 for
+  all of it.
+  """
+  config = lego.get_config()
+  config.model.dtype = dtype
+  rows = rows or (40 if jax.default_backend() == 'cpu' else 800)
+  task = NerfTask(config, scene=synthetic_scene(1, 32))
+  params = train.create_train_state(config, task).params
+  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  focal = 0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X)
+  rays = camera.image_rays(jnp.asarray(task.scene.poses[0]), rows, 800, focal)
+  flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, 3), rays)
+  start = time.perf_counter()
+  evaluator.predict(params, jax.tree_util.tree_map(lambda x: x[:config.eval.chunk], flat))  # compiles
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  evaluator.predict(params, flat)
+  seconds = time.perf_counter() - start
+  chunks = -(-rows * 800 // config.eval.chunk)
+  return {'steps_per_s': chunks / seconds, 'rays_per_s': rows * 800 / seconds,
+          'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
+          'compile_s': compile_s, 'rows_rendered': rows, 'chunk': config.eval.chunk}
+
+
 def bench_img_fit(dtype):
   config = img_fit.get_config()
   config.model.dtype = dtype
@@ -135,7 +168,32 @@ def bench_img_fit(dtype):
 
 
 BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
-              'eval_nerf_paper': bench_eval_nerf_paper}
+              'eval_nerf_paper': bench_eval_nerf_paper, 'render_800': bench_render_800}
+
+
+def run_entry(name, args):
+  """One entry in this process, with this process's matmul rate and peak memory."""
+  matmul = matmul_gflops()
+  if name == 'render_800':
+    entry = bench_render_800(args.dtype, args.render_rows)
+  else:
+    entry = BENCHMARKS[name](args.dtype)
+  entry['dtype'] = args.dtype
+  entry['gflops_per_s'] = entry['flops_per_step'] * entry['steps_per_s'] / 1e9
+  entry['matmul_gflops_per_s'] = matmul
+  entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul
+  entry['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return entry
+
+
+def run_in_subprocess(name, args):
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, 'entry.json')
+    subprocess.run([sys.executable, os.path.abspath(__file__), '--only', name, '--dtype', args.dtype,
+                    '--render-rows', str(args.render_rows), '--json', path],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+      return json.load(f)[name]
 
 
 def main():
@@ -145,22 +203,17 @@ def main():
   parser.add_argument('--json', help='also write the results here as {name: {...}}')
   parser.add_argument('--dtype', choices=sorted(models.COMPUTE_DTYPES), default='float32',
                       help="every entry's model.dtype (fraction_of_matmul stays against float32)")
-  # peak_rss_mb is the process's peak so far: run an entry alone (--only) for its own figure.
+  parser.add_argument('--render-rows', type=int, default=0,
+                      help='render_800: rows of the view to render (0: all on a GPU, 40 on a CPU)')
   args = parser.parse_args()
   names = args.only or list(BENCHMARKS)
-  matmul = matmul_gflops()
-  results = {}
-  for name in names:
-    entry = BENCHMARKS[name](args.dtype)
-    entry['dtype'] = args.dtype
-    entry['gflops_per_s'] = entry['flops_per_step'] * entry['steps_per_s'] / 1e9
-    entry['matmul_gflops_per_s'] = matmul
-    entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul
-    entry['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results[name] = entry
-  print(f'{jax.devices()[0].platform} x{jax.device_count()}, float32 matmul {matmul:.0f} GFLOP/s, '
-        f'model.dtype {args.dtype}')
-  columns = ['steps_per_s', 'rays_per_s', 'gflops_per_s', 'fraction_of_matmul', 'compile_s', 'peak_rss_mb']
+  if len(names) == 1:
+    results = {names[0]: run_entry(names[0], args)}
+  else:
+    results = {name: run_in_subprocess(name, args) for name in names}
+  print(f'{jax.devices()[0].platform} x{jax.device_count()}, model.dtype {args.dtype}')
+  columns = ['steps_per_s', 'rays_per_s', 'gflops_per_s', 'matmul_gflops_per_s', 'fraction_of_matmul',
+             'compile_s', 'peak_rss_mb']
   print(f'{"name":<16}' + ''.join(f'{c:>20}' for c in columns))
   for name, entry in results.items():
     print(f'{name:<16}' + ''.join(f'{entry[c]:>20.3f}' for c in columns))
