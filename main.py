@@ -12,12 +12,26 @@ from ml_collections import config_flags
 from nerf_jax import checkpoint, checks, datasets, parallel, tasks, train, video
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
-flags.DEFINE_string('workdir', None, 'Checkpoints, logs and outputs (default: runs/<config.name>).')
-flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'render', 'dataset', 'network'],
-                  'train (then evaluate); evaluate the latest checkpoint; render an orbit video from it; '
-                  'check and draw the dataset; check the network (initialised, or the checkpoint).')
-flags.mark_flags_as_required(['config'])
+MODES = ['train', 'evaluate', 'render', 'dataset', 'network']
+
+
+def define_flags(flag_values, argv=None):
+  """main.py's flags on flag_values; argv: the command line they will parse (default sys.argv).
+
+  (The docs' test parses every documented command with these on fresh FlagValues.)
+  """
+  config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True,
+                                  flag_values=flag_values, sys_argv=argv)
+  flags.DEFINE_string('workdir', None, 'Checkpoints, logs and outputs (default: runs/<config.name>).',
+                      flag_values=flag_values)
+  flags.DEFINE_enum('mode', 'train', MODES,
+                    'train (then evaluate); evaluate the latest checkpoint; render an orbit video from '
+                    'it; check and draw the dataset; check the network (initialised, or the checkpoint).',
+                    flag_values=flag_values)
+  flags.mark_flags_as_required(['config'], flag_values=flag_values)
+
+
+define_flags(FLAGS)
 
 
 def parse_flags(argv):

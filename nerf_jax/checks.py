@@ -117,9 +117,14 @@ def precrop_picture(image, frac):
   return out
 
 
-def check_dataset(config, out_dir, splits=('train', 'val', 'test')):
-  """Loads every split, checks it and draws it. Returns (report {split: facts}, problems)."""
+def check_dataset(config, out_dir, splits=None):
+  """Loads each split, checks it and draws the training split. Returns (report {split: facts}, problems).
+
+  splits: default, the ones the config reads: data.split, eval.train_split and eval.split.
+  """
   data = config.data
+  if splits is None:
+    splits = list(dict.fromkeys([data.split, config.eval.train_split, config.eval.split]))
   report, problems, scenes = {}, [], {}
   for split in splits:
     try:
