@@ -196,7 +196,7 @@ def run_in_subprocess(name, args):
       return json.load(f)[name]
 
 
-def main():
+def make_parser():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
                       help='run only this entry (repeatable)')
@@ -205,7 +205,11 @@ def main():
                       help="every entry's model.dtype (fraction_of_matmul stays against float32)")
   parser.add_argument('--render-rows', type=int, default=0,
                       help='render_800: rows of the view to render (0: all on a GPU, 40 on a CPU)')
-  args = parser.parse_args()
+  return parser
+
+
+def main():
+  args = make_parser().parse_args()
   names = args.only or list(BENCHMARKS)
   if len(names) == 1:
     results = {names[0]: run_entry(names[0], args)}

@@ -157,11 +157,16 @@ def restore(name):
         f'(compare: diff {exercise.path} {exercise.path}.attempt).')
 
 
-def main(argv=None):
+def make_parser():
   parser = argparse.ArgumentParser(prog='python -m nerf_jax.exercise',
                                    description=__doc__.splitlines()[0])
   parser.add_argument('action', choices=['list', 'start', 'check', 'restore'])
   parser.add_argument('name', nargs='?', choices=sorted(EXERCISES))
+  return parser
+
+
+def main(argv=None):
+  parser = make_parser()
   args = parser.parse_args(argv)
   if args.action == 'list':
     for name, e in EXERCISES.items():
