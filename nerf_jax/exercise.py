@@ -17,6 +17,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,12 +135,13 @@ def check(name):
           f'got wrong; its docstring says what it must do.')
     return 1
   if exercise.command:
-    workdir = os.path.join('runs', f'exercise_{name}')
-    command = [sys.executable, 'main.py', *exercise.command, f'--workdir={workdir}']
-    print(f'\nThe tests pass. Now the program: {" ".join(command[1:])}', flush=True)
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
-      print('\nNot yet: the tests pass but the check above found a problem.')
-      return 1
+    # A fresh workdir each time: a finished run in a kept one would not train (or test) again.
+    with tempfile.TemporaryDirectory(prefix=f'exercise_{name}_') as workdir:
+      command = [sys.executable, 'main.py', *exercise.command, f'--workdir={workdir}']
+      print(f'\nThe tests pass. Now the program: {" ".join(command[1:])}', flush=True)
+      if subprocess.run(command, cwd=ROOT).returncode != 0:
+        print('\nNot yet: the tests pass but the check above found a problem.')
+        return 1
   print(f'\nRight: {exercise.function} passes its tests' + (' and its check.' if exercise.command else '.'))
   return 0
 
