@@ -81,7 +81,7 @@ def render(config, workdir):
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
   out_dir = os.path.join(os.path.abspath(workdir), 'render', f'step{int(state.step)}')
-  paths = video.render_orbit(task, state.params, config.render, out_dir, config.eval.chunk)
+  paths = video.render_orbit(task, state.params, config.render, out_dir, config.eval)
   print(f'Rendered {config.render.frames} frames from the {source}:\n  ' + '\n  '.join(paths))
 
 

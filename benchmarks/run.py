@@ -101,16 +101,25 @@ def bench_nerf_cpu(dtype):
   return bench_nerf_training(config, 100, min_steps=20)
 
 
+def paper_eval_config(dtype):
+  """configs/lego.py for rendering; on a CPU each chunk runs in parts of 128 rays (eval.microbatches:
+  the same images, activations in cache), on an accelerator as one pass."""
+  config = lego.get_config()
+  config.model.dtype = dtype
+  if jax.default_backend() == 'cpu':
+    config.eval.microbatches = config.eval.chunk // 128
+  return config
+
+
 def bench_eval_nerf_paper(dtype, size=64):
   """Rendering a size x size view with the paper model, in eval.chunk rays at a time.
 
   A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk.
   """
-  config = lego.get_config()
-  config.model.dtype = dtype
+  config = paper_eval_config(dtype)
   task = NerfTask(config, scene=synthetic_scene(1, size))
   params = train.create_train_state(config, task).params
-  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
   start = time.perf_counter()
   evaluator.render(params, view)  # compiles
@@ -121,7 +130,8 @@ def bench_eval_nerf_paper(dtype, size=64):
   chunks = -(-size * size // config.eval.chunk)
   return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
           'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
-          'compile_s': compile_s, 'seconds_per_image': seconds}
+          'compile_s': compile_s, 'seconds_per_image': seconds, 'chunk': config.eval.chunk,
+          'microbatches': config.eval.microbatches}
 
 
 def bench_render_800(dtype, rows=0):
@@ -133,12 +143,11 @@ def bench_render_800(dtype, rows=0):
   so on a CPU the default renders its first 40 rows (32,000 rays, 16 chunks); --render-rows 800 for
   all of it.
   """
-  config = lego.get_config()
-  config.model.dtype = dtype
+  config = paper_eval_config(dtype)
   rows = rows or (40 if jax.default_backend() == 'cpu' else 800)
   task = NerfTask(config, scene=synthetic_scene(1, 32))
   params = train.create_train_state(config, task).params
-  evaluator = evaluate.Evaluator(task, config.eval.chunk)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   focal = 0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X)
   rays = camera.image_rays(jnp.asarray(task.scene.poses[0]), rows, 800, focal)
   flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, 3), rays)
@@ -151,7 +160,8 @@ def bench_render_800(dtype, rows=0):
   chunks = -(-rows * 800 // config.eval.chunk)
   return {'steps_per_s': chunks / seconds, 'rays_per_s': rows * 800 / seconds,
           'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
-          'compile_s': compile_s, 'rows_rendered': rows, 'chunk': config.eval.chunk}
+          'compile_s': compile_s, 'rows_rendered': rows, 'chunk': config.eval.chunk,
+          'microbatches': config.eval.microbatches}
 
 
 def bench_img_fit(dtype):

@@ -56,7 +56,10 @@ def get_config():
   config.eval.views = (0, -1, 1)  # [start, stop, step] of its views; stop -1 = through the last
   config.eval.train_split = 'train'  # evaluation while training and at its end: this split ...
   config.eval.train_views = (0, -1, 1)  # ... and these of its views
-  config.eval.chunk = 16384  # pixels (or rays) per forward pass when rendering whole images
+  config.eval.chunk = 16384  # pixels (or rays) per jitted call when rendering whole images
+  # Each chunk computed in this many parts, one after another inside the call: the same images, one
+  # part's activations in memory (on a CPU, parts of ~128 rays are faster: they stay in the caches).
+  config.eval.microbatches = 1
   config.eval.lpips_weights = ''  # --mode evaluate: a local LPIPS .npz (README); empty: PSNR and SSIM only
 
   config.render = ml_collections.ConfigDict()  # --mode render: an orbit around the scene

@@ -160,7 +160,7 @@ def check_network(task, params, config, mesh=None, repeats=3):
   else:
     report['forward_flops_per_pixel'] = models.image_mlp_flops_per_pixel(
         config.model.width, config.model.depth, config.model.num_freqs)
-  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
   inputs = jax.tree_util.tree_map(lambda x: np.resize(x, (config.eval.chunk, *x.shape[1:])), view.inputs)
   evaluator.predict(params, inputs)  # compile

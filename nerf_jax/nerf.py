@@ -72,8 +72,7 @@ class NerfTask:
             'keys': jax.random.split(jitter_key, train.batch_size)}
 
   def loss(self, params, batch):
-    render = jax.vmap(lambda rays, key: self.model.apply(params, rays, key))
-    coarse, fine = render(batch['rays'], batch['keys'])
+    coarse, fine = self.model.apply(params, batch['rays'], batch['keys'])
     mse_coarse = metrics.mse(coarse.rgb, batch['rgb'])
     mse_fine = metrics.mse(fine.rgb, batch['rgb'])
     return mse_coarse + mse_fine, {'psnr': metrics.psnr_from_mse(mse_fine),

@@ -184,7 +184,8 @@ def train_and_evaluate(config, workdir, mesh=None):
   mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
   iteration = make_train_iteration(task, config.train.microbatches, mesh)
-  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh,
+                                microbatches=config.eval.microbatches)
   ckpts = checkpoint.Checkpoints(workdir, config)
   for change in ckpts.check_config():
     _print(f'Config changed since the run started (allowed): {change}')
@@ -328,5 +329,5 @@ def evaluate_checkpoint(config, workdir, mesh=None):
     weights = lpips.load_weights(config.eval.lpips_weights)
   else:
     _print('LPIPS: not computed (eval.lpips_weights is empty; nerf_jax downloads nothing: README, "LPIPS").')
-  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, weights)
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, weights, config.eval.microbatches)
   return _write_evaluation(evaluator, os.path.abspath(workdir), state, config.eval.split, config.eval.views)

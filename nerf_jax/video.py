@@ -48,11 +48,12 @@ def write_video(path_stem, frames, fps, formats):
   return paths
 
 
-def render_orbit(task, params, render_config, out_dir, chunk, mesh=None):
+def render_orbit(task, params, render_config, out_dir, eval_config, mesh=None):
   """Renders the orbit of `render_config` from `params` and writes orbit.{mp4,gif} and
   orbit_depth.{mp4,gif} under out_dir (process 0). Returns the written paths.
 
   The frames have the training split's size and focal; radius 0 means the cameras' mean distance.
+  eval_config: config.eval (chunk and microbatches of the rendering).
   """
   if not hasattr(task, 'view_from_pose'):
     raise ConfigError('--mode render needs a NeRF config (config.task="nerf"); image fitting has no '
@@ -61,7 +62,7 @@ def render_orbit(task, params, render_config, out_dir, chunk, mesh=None):
   c = render_config
   radius = c.radius or orbit_radius(scene.poses)
   poses = orbit_poses(c.frames, radius, c.elevation)
-  evaluator = evaluate.Evaluator(task, chunk, mesh)
+  evaluator = evaluate.Evaluator(task, eval_config.chunk, mesh, microbatches=eval_config.microbatches)
   colour, depth = [], []
   for i, pose in enumerate(tqdm(poses, desc='render', unit='frame',
                                 disable=not parallel.is_main_process())):

@@ -26,7 +26,7 @@ def test_fresh_model_is_not_dead():
   assert float(jnp.min(coarse.acc)) > 0.05 and float(jnp.min(fine.acc)) > 0.05
 
   def loss(p, which):
-    coarse, fine = model.apply(p, rays, jax.random.PRNGKey(1))
+    coarse, fine = model.apply(p, rays, jax.random.split(jax.random.PRNGKey(1), 64))
     return jnp.mean(({'coarse': coarse, 'fine': fine}[which].rgb - 0.5) ** 2)
 
   for which in ('coarse', 'fine'):
@@ -77,16 +77,54 @@ def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
     coarse, fine = model.apply(params, rays)
     assert fine.rgb.dtype == jnp.float32 and fine.depth.dtype == jnp.float32
-    loss = lambda p: jnp.mean((model.apply(p, rays, jax.random.PRNGKey(1))[1].rgb - 0.5) ** 2)
+    keys = jax.random.split(jax.random.PRNGKey(1), 64)
+    loss = lambda p: jnp.mean((model.apply(p, rays, keys)[1].rgb - 0.5) ** 2)
     grads = jax.grad(loss)(params)
     assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
                for g in jax.tree_util.tree_leaves(grads))
     hlo = jax.jit(model.apply).lower(params, rays).as_text()
     assert ('bf16' in hlo) == (dtype == jnp.bfloat16)  # the products really are in bfloat16
-    results[dtype] = fine.rgb
+    results[dtype] = fine.rgb, grads
   # bfloat16 keeps 8 bits of mantissa: the colours agree to a few thousandths, not to float32's 1e-6.
-  difference = float(jnp.abs(results[jnp.float32] - results[jnp.bfloat16]).max())
+  difference = float(jnp.abs(results[jnp.float32][0] - results[jnp.bfloat16][0]).max())
   assert 0 < difference < 2e-2, difference
+  # The custom backward pass computes the same gradients, to bfloat16's precision.
+  for g32, g16 in zip(*(jax.tree_util.tree_leaves(results[d][1]) for d in (jnp.float32, jnp.bfloat16))):
+    scale = float(jnp.abs(g32).max()) + 1e-12
+    assert float(jnp.abs(g32 - g16).max()) < 0.05 * scale
+
+
+def test_bfloat16_product_runs_forward_and_backward_in_bfloat16():
+  # Every product of the forward and the backward pass takes bfloat16 operands and gives float32:
+  # the form with hardware support. (Autodiff alone would multiply a float32 cotangent by bfloat16.)
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6))
+  kernel = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+  f = lambda x, k: jnp.sum(jnp.sin(models.bfloat16_product(x, k)))
+  jaxpr = jax.make_jaxpr(jax.grad(f, argnums=(0, 1)))(x, kernel)
+  dots = [e for e in jaxpr.eqns if e.primitive.name == 'dot_general']
+  assert len(dots) == 3
+  for e in dots:
+    assert [v.aval.dtype for v in e.invars] == [jnp.bfloat16] * 2 and e.outvars[0].aval.dtype == jnp.float32
+  dx, dk = jax.grad(f, argnums=(0, 1))(x, kernel)
+  ex, ek = jax.grad(lambda x, k: jnp.sum(jnp.sin(x @ k)), argnums=(0, 1))(x, kernel)
+  np.testing.assert_allclose(dx, ex, atol=0.05 * float(jnp.abs(ex).max()))
+  np.testing.assert_allclose(dk, ek, atol=0.05 * float(jnp.abs(ek).max()))
+
+
+def test_a_rays_samples_depend_only_on_its_own_key():
+  # One key per ray: rendering a batch, or each half of it, gives every ray the same result.
+  model = models.NeRF(mlp=SMALL, num_coarse=16, num_fine=16)
+  rays = _rays()
+  params = model.init(jax.random.PRNGKey(0), rays)
+  keys = jax.random.split(jax.random.PRNGKey(3), 64)
+  _, whole = model.apply(params, rays, keys)
+  half = lambda tree, s: jax.tree_util.tree_map(lambda x: x[s], tree)
+  parts = [model.apply(params, half(rays, s), keys[s])[1] for s in (slice(0, 32), slice(32, 64))]
+  np.testing.assert_allclose(np.concatenate([p.rgb for p in parts]), whole.rgb, atol=1e-6)
+  np.testing.assert_allclose(np.concatenate([p.depth for p in parts]), whole.depth, atol=1e-5)
+  # ... and the jitter is real: other keys, other depths.
+  _, other = model.apply(params, rays, jax.random.split(jax.random.PRNGKey(4), 64))
+  assert float(jnp.abs(other.depth - whole.depth).max()) > 1e-3
 
 
 def test_unknown_dtype_is_a_config_error():

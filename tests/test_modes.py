@@ -31,7 +31,7 @@ def test_render_writes_orbit_and_depth_videos_of_the_requested_length(trained):
   state, source = train.load_state(config, task, workdir)
   assert 'step 60' in source
   paths = video.render_orbit(task, state.params, config.render, os.path.join(workdir, 'render'),
-                             config.eval.chunk)
+                             config.eval)
   assert sorted(os.path.basename(p) for p in paths) == ['orbit.gif', 'orbit.mp4', 'orbit_depth.gif',
                                                         'orbit_depth.mp4']
   for path in paths:

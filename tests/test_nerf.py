@@ -42,6 +42,18 @@ def test_training_lowers_the_loss_and_finds_the_object(trained, spheres_root):
   assert outputs['acc'][alpha == 0].mean() < 0.2
 
 
+def test_eval_microbatches_render_the_same_view(trained):
+  # Splitting each chunk into parts inside the jitted call is a memory/speed choice, never a result.
+  _, task, _, state, _ = trained
+  view = next(task.eval_views('val', (0, 1, 1)))
+  whole = train.evaluate.Evaluator(task, 1024).render(state.params, view)
+  parts = train.evaluate.Evaluator(task, 1024, microbatches=8).render(state.params, view)
+  for name in ('rgb', 'depth', 'acc'):
+    np.testing.assert_allclose(parts[name], whole[name], atol=1e-5, err_msg=name)
+  with pytest.raises(tasks.ConfigError, match='eval.microbatches=3'):
+    train.evaluate.Evaluator(task, 1024, microbatches=3)
+
+
 def test_evaluation_writes_views_depth_and_opacity(trained):
   config, _, _, _, workdir = trained
   result = train.evaluate_checkpoint(config, workdir)
