@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nerf_jax import checkpoint, tasks, train
-from tests.conftest import small_fit_config
+from tests.conftest import small_fit_config, small_nerf_config
 
 
 def _params(state):
@@ -94,6 +94,21 @@ def test_chunked_prediction_compiles_once(spheres_root):
   evaluator.run(state.params, 'train')
   evaluator.run(state.params, 'val')
   assert evaluator._predict._cache_size() == 1
+
+
+def test_training_iteration_compiles_once_and_donates_the_state(spheres_root):
+  # The step, the precrop switch included, is one compiled program: nothing about a later step (its
+  # number, its precrop, the learning rate) may recompile it, and the old state's buffers are reused.
+  config = small_nerf_config(spheres_root, **{'train.precrop_steps': 2})
+  task = tasks.make_task(config)
+  state = train.create_train_state(config, task)
+  data = train.parallel.put(task.train_data(), train.parallel.replicated(train.parallel.make_mesh()))
+  iteration = train.make_train_iteration(task, config.train.microbatches)
+  for _ in range(4):
+    old = state
+    state, _ = iteration(state, data)
+    assert all(x.is_deleted() for x in jax.tree_util.tree_leaves(old.params))
+  assert int(state.step) == 4 and iteration._cache_size() == 1
 
 
 def test_microbatches_give_the_same_update(spheres_root):
