@@ -1,9 +1,9 @@
-"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype bfloat16]
+"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype DTYPE]
 
 Each entry times the real jitted training iteration (or rendering) of a config on synthetic data of the
 config's size (speed does not depend on the pixels' values) and reports it against this machine's
-float32 matrix-product rate, measured in the same process. Every entry runs in a process of its own, so
-its peak_rss_mb is its own.
+float32 matrix-product rate, and against the rate of products in the entry's model.dtype, both measured
+in the same process. Every entry runs in a process of its own, so its peak_rss_mb is its own.
 """
 
 import argparse
@@ -28,10 +28,11 @@ from nerf_jax.image_fit import ImageFitTask  # noqa: E402
 from nerf_jax.nerf import NerfTask  # noqa: E402
 
 
-def matmul_gflops(size=4096, repeats=5):
-  """Best float32 [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s."""
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
+def matmul_gflops(dtype='float32', size=4096, repeats=5):
+  """Best [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s, with operands of `dtype`
+  (model.dtype's name) accumulated in float32, as the models' layers compute."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32).astype(dtype)
+  f = jax.jit(lambda x: jnp.matmul(x, x, preferred_element_type=jnp.float32))
   f(a).block_until_ready()
   best = float('inf')
   for _ in range(repeats):
@@ -73,13 +74,21 @@ def synthetic_scene(num_views, size):
                     names=tuple(f'r_{i}' for i in range(num_views)))
 
 
+def with_dtype(config, dtype):
+  """config with model.dtype set to `dtype`, or as the config has it when dtype is None."""
+  if dtype is not None:
+    config.model.dtype = dtype
+  return config
+
+
 def bench_nerf_training(config, size, min_steps):
   task = NerfTask(config, scene=synthetic_scene(20, size))
   compile_s, steps_per_s = time_training(task, config, min_steps=min_steps)
   # Backward costs about twice the forward: three forward passes' worth per step.
   flops = 3 * models.nerf_flops_per_ray(config.model) * config.train.batch_size
   return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
-          'flops_per_step': flops, 'compile_s': compile_s, 'microbatches': config.train.microbatches}
+          'flops_per_step': flops, 'compile_s': compile_s, 'microbatches': config.train.microbatches,
+          'dtype': config.model.dtype}
 
 
 def bench_nerf_paper(dtype):
@@ -88,24 +97,21 @@ def bench_nerf_paper(dtype):
   On a CPU the step runs as 8 microbatches of 128 rays (the same update; measured 7.4 -> 5.4 s a step
   on 2 cores, as the activations then fit the caches); on an accelerator as one batch.
   """
-  config = lego.get_config()
-  config.model.dtype = dtype
+  config = with_dtype(lego.get_config(), dtype)
   config.train.microbatches = 8 if jax.default_backend() == 'cpu' else 1
   return bench_nerf_training(config, 400, min_steps=3)
 
 
 def bench_nerf_cpu(dtype):
   """configs/lego_cpu.py as it trains (100x100 images)."""
-  config = lego_cpu.get_config()
-  config.model.dtype = dtype
+  config = with_dtype(lego_cpu.get_config(), dtype)
   return bench_nerf_training(config, 100, min_steps=20)
 
 
 def paper_eval_config(dtype):
   """configs/lego.py for rendering; on a CPU each chunk runs in parts of 128 rays (eval.microbatches:
   the same images, activations in cache), on an accelerator as one pass."""
-  config = lego.get_config()
-  config.model.dtype = dtype
+  config = with_dtype(lego.get_config(), dtype)
   if jax.default_backend() == 'cpu':
     config.eval.microbatches = config.eval.chunk // 128
   return config
@@ -131,7 +137,7 @@ def bench_eval_nerf_paper(dtype, size=64):
   return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
           'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
           'compile_s': compile_s, 'seconds_per_image': seconds, 'chunk': config.eval.chunk,
-          'microbatches': config.eval.microbatches}
+          'microbatches': config.eval.microbatches, 'dtype': config.model.dtype}
 
 
 def bench_render_800(dtype, rows=0):
@@ -161,12 +167,11 @@ def bench_render_800(dtype, rows=0):
   return {'steps_per_s': chunks / seconds, 'rays_per_s': rows * 800 / seconds,
           'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
           'compile_s': compile_s, 'rows_rendered': rows, 'chunk': config.eval.chunk,
-          'microbatches': config.eval.microbatches}
+          'microbatches': config.eval.microbatches, 'dtype': config.model.dtype}
 
 
 def bench_img_fit(dtype):
-  config = img_fit.get_config()
-  config.model.dtype = dtype
+  config = with_dtype(img_fit.get_config(), dtype)
   image = np.random.default_rng(0).uniform(size=(400, 400, 3)).astype(np.float32)
   task = ImageFitTask(config, image=image)
   compile_s, steps_per_s = time_training(task, config)
@@ -174,7 +179,8 @@ def bench_img_fit(dtype):
                                                    config.model.num_freqs)
   # The backward pass costs twice the forward (gradients for inputs and weights of every layer).
   return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
-          'flops_per_step': 3 * flops_forward * config.train.batch_size, 'compile_s': compile_s}
+          'flops_per_step': 3 * flops_forward * config.train.batch_size, 'compile_s': compile_s,
+          'dtype': config.model.dtype}
 
 
 BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
@@ -183,15 +189,17 @@ BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cp
 
 def run_entry(name, args):
   """One entry in this process, with this process's matmul rate and peak memory."""
-  matmul = matmul_gflops()
+  matmul = {dtype: matmul_gflops(dtype) for dtype in models.COMPUTE_DTYPES}
   if name == 'render_800':
     entry = bench_render_800(args.dtype, args.render_rows)
   else:
     entry = BENCHMARKS[name](args.dtype)
-  entry['dtype'] = args.dtype
   entry['gflops_per_s'] = entry['flops_per_step'] * entry['steps_per_s'] / 1e9
-  entry['matmul_gflops_per_s'] = matmul
-  entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul
+  entry['matmul_gflops_per_s'] = matmul['float32']
+  entry['fraction_of_matmul'] = entry['gflops_per_s'] / matmul['float32']
+  # The same against products in the entry's own dtype (bfloat16 runs twice as fast where supported).
+  entry['dtype_matmul_gflops_per_s'] = matmul[entry['dtype']]
+  entry['fraction_of_dtype_matmul'] = entry['gflops_per_s'] / matmul[entry['dtype']]
   entry['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return entry
 
@@ -199,7 +207,8 @@ def run_entry(name, args):
 def run_in_subprocess(name, args):
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, 'entry.json')
-    subprocess.run([sys.executable, os.path.abspath(__file__), '--only', name, '--dtype', args.dtype,
+    dtype = ['--dtype', args.dtype] if args.dtype else []
+    subprocess.run([sys.executable, os.path.abspath(__file__), '--only', name, *dtype,
                     '--render-rows', str(args.render_rows), '--json', path],
                    check=True, stdout=subprocess.DEVNULL)
     with open(path) as f:
@@ -211,8 +220,9 @@ def make_parser():
   parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
                       help='run only this entry (repeatable)')
   parser.add_argument('--json', help='also write the results here as {name: {...}}')
-  parser.add_argument('--dtype', choices=sorted(models.COMPUTE_DTYPES), default='float32',
-                      help="every entry's model.dtype (fraction_of_matmul stays against float32)")
+  parser.add_argument('--dtype', choices=sorted(models.COMPUTE_DTYPES),
+                      help="every entry's model.dtype (default: each config's own; fraction_of_matmul "
+                           "stays against float32)")
   parser.add_argument('--render-rows', type=int, default=0,
                       help='render_800: rows of the view to render (0: all on a GPU, 40 on a CPU)')
   return parser
@@ -225,12 +235,12 @@ def main():
     results = {names[0]: run_entry(names[0], args)}
   else:
     results = {name: run_in_subprocess(name, args) for name in names}
-  print(f'{jax.devices()[0].platform} x{jax.device_count()}, model.dtype {args.dtype}')
+  print(f'{jax.devices()[0].platform} x{jax.device_count()} ({jax.devices()[0].device_kind})')
   columns = ['steps_per_s', 'rays_per_s', 'gflops_per_s', 'matmul_gflops_per_s', 'fraction_of_matmul',
-             'compile_s', 'peak_rss_mb']
-  print(f'{"name":<16}' + ''.join(f'{c:>20}' for c in columns))
+             'fraction_of_dtype_matmul', 'compile_s', 'peak_rss_mb']
+  print(f'{"name":<16}{"dtype":>10}' + ''.join(f'{c:>26}' for c in columns))
   for name, entry in results.items():
-    print(f'{name:<16}' + ''.join(f'{entry[c]:>20.3f}' for c in columns))
+    print(f'{name:<16}{entry["dtype"]:>10}' + ''.join(f'{entry[c]:>26.3f}' for c in columns))
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2)

@@ -11,8 +11,9 @@ from nerf_jax.encoding import frequency_encoding
 from nerf_jax.tasks import ConfigError
 
 
-# config.model.dtype -> the dtype of the layers' matrix products. Parameters, the encoding (sin of
-# 2^9 x needs float32's mantissa), the output activations and volume rendering stay float32 either way.
+# config.model.dtype -> the dtype of the layers' matrix products (their operands; they accumulate in
+# float32). Parameters, gradients, activations between layers, the encoding (sin of 2^9 x needs
+# float32's mantissa) and volume rendering stay float32 either way.
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
