@@ -146,17 +146,30 @@ def check(name):
   return 0
 
 
+def _free_attempt_path(path):
+  """path.attempt, or path.2.attempt, path.3.attempt, ...: the first that does not exist, so an
+  earlier attempt is never overwritten."""
+  candidate, n = f'{path}.attempt', 1
+  while os.path.exists(candidate):
+    n += 1
+    candidate = f'{path}.{n}.attempt'
+  return candidate
+
+
 def restore(name):
   exercise = EXERCISES[name]
   path = os.path.join(ROOT, exercise.path)
-  attempt = path + '.attempt'
+  if _committed(exercise.path):
+    raise ExerciseError(f'{exercise.path} is unchanged since the last commit: nothing to restore.')
+  attempt = _free_attempt_path(path)
   with open(path) as f, open(attempt, 'w') as out:
     out.write(f.read())
   result = _git('checkout', 'HEAD', '--', exercise.path)
   if result.returncode != 0:
     raise ExerciseError(f'git could not restore {exercise.path}: {result.stderr.strip()}')
-  print(f'Restored {exercise.path} from git; your version is in {exercise.path}.attempt '
-        f'(compare: diff {exercise.path} {exercise.path}.attempt).')
+  kept = os.path.relpath(attempt, ROOT)
+  print(f'Restored {exercise.path} from git; your version is in {kept} '
+        f'(compare: diff {exercise.path} {kept}).')
 
 
 def make_parser():

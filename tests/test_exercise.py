@@ -74,6 +74,14 @@ def test_start_check_restore_in_a_checkout(tmp_path):
   assert code == 0, out
   assert (repo / 'nerf_jax' / 'rendering.py').read_text() == ours
   assert 'NotImplementedError' in (repo / 'nerf_jax' / 'rendering.py.attempt').read_text()
+  code, out = _run(repo, '-m', 'nerf_jax.exercise', 'restore', 'volume_render')
+  assert code == 1 and 'nothing to restore' in out, out
+  # A second attempt is kept beside the first, never over it.
+  _run(repo, '-m', 'nerf_jax.exercise', 'start', 'volume_render')
+  code, out = _run(repo, '-m', 'nerf_jax.exercise', 'restore', 'volume_render')
+  assert code == 0 and 'rendering.py.2.attempt' in out, out
+  assert (repo / 'nerf_jax' / 'rendering.py.attempt').exists()
+  assert (repo / 'nerf_jax' / 'rendering.py').read_text() == ours
   code, out = _run(repo, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests/test_rendering.py')
   assert code == 0, out[-2000:]
 
