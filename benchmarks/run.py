@@ -94,7 +94,7 @@ def bench_nerf_training(config, size, min_steps):
 def bench_nerf_paper(dtype):
   """configs/lego.py's model and samples at 1024 rays a step.
 
-  On a CPU the step runs as 8 microbatches of 128 rays (the same update; measured 7.4 -> 5.4 s a step
+  On a CPU the step runs as 8 microbatches of 128 rays (the same update; measured 10.1 -> 7.3 s a step
   on 2 cores, as the activations then fit the caches); on an accelerator as one batch.
   """
   config = with_dtype(lego.get_config(), dtype)

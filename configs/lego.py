@@ -23,7 +23,7 @@ def get_config():
   config.model.dtype = 'bfloat16'
   config.train.steps = 200_000
   config.train.batch_size = 1024
-  config.train.microbatches = 1  # on a CPU, 8 (128 rays at a time) is ~1.4x faster, same update
+  config.train.microbatches = 1  # on a CPU, 8 (128 rays at a time) is 1.3-1.4x faster, same update
   config.train.lr = 5e-4
   config.train.lr_decay_steps = 500_000
   config.train.precrop_steps = 500
@@ -34,8 +34,9 @@ def get_config():
   config.eval.split = 'test'
   config.eval.train_split = 'val'
   config.eval.train_views = (0, -1, 25)  # 4 views
-  # Rendering memory follows the chunk: 2,048 rays x 192 samples peak at 2.4 GB resident on a CPU,
-  # 4,096 at 4.1 GB (benchmarks/run.py --only render_800). Raise it on a GPU with memory to spare.
+  # Rendering memory follows the chunk: 2,048 rays x 192 samples in one pass peak at 2.3 GB resident on
+  # a CPU, 4,096 at 3.8 GB; in parts of 128 rays (eval.microbatches=16) 2,048 peak at 0.9 GB
+  # (benchmarks/run.py --only render_800). Raise the chunk on a GPU with memory to spare.
   config.eval.chunk = 2048
-  config.eval.microbatches = 1  # on a CPU, 16 (128 rays at a time) is ~1.35x faster in a third of the memory
+  config.eval.microbatches = 1  # on a CPU, 16 (128 rays at a time) is 1.3x faster in 40% of the memory
   return config

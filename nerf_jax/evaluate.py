@@ -45,8 +45,8 @@ def predict_in_parts(predict, params, inputs, parts):
   """predict(params, inputs) computed `parts` rows at a time in a loop inside the jitted function.
 
   The same outputs; only one part's activations are live at once. On a CPU, parts of ~128 rays keep
-  each layer's activations in the caches (benchmarks/run.py, eval_nerf_paper: 1.35x the rays/s and a
-  third of the memory of one 2,048-ray pass).
+  each layer's activations in the caches (benchmarks/run.py, the paper model: 1.3x the rays/s and 40% of
+  the peak memory of one 2,048-ray pass).
   inputs: pytree of arrays [n, ...] with n divisible by parts -> pytree of [n, ...]
   """
   if parts == 1:
