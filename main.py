@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nerf_jax import checkpoint, checks, datasets, parallel, tasks, train, video
+from nerf_jax import checks, errors, parallel, tasks, train, video
 
 FLAGS = flags.FLAGS
 MODES = ['train', 'evaluate', 'render', 'dataset', 'network']
@@ -69,10 +69,9 @@ def main(argv):
       state, source = train.load_state(config, task, workdir, required=False)
       report, problems = checks.check_network(task, state.params, config)
       _report(f'Network ({source})', report, problems)
-  except (datasets.DatasetError, checkpoint.CheckpointError, tasks.ConfigError,
-          train.NonFiniteLossError) as e:
+  except errors.USER_ERRORS as e:
     sys.exit(f'error: {e}')
-  except train.Interrupted as e:
+  except errors.Interrupted as e:
     print(f'Stopped by {e}', file=sys.stderr)
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
 

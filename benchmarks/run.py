@@ -22,10 +22,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import img_fit, lego, lego_cpu  # noqa: E402
-from nerf_jax import camera, evaluate, models, parallel, train  # noqa: E402
+from nerf_jax import batching, camera, evaluate, fields, parallel, tasks, train  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
-from nerf_jax.image_fit import ImageFitTask  # noqa: E402
-from nerf_jax.nerf import NerfTask  # noqa: E402
 
 
 def matmul_gflops(dtype='float32', size=4096, repeats=5):
@@ -43,11 +41,12 @@ def matmul_gflops(dtype='float32', size=4096, repeats=5):
 
 
 def time_training(task, config, min_seconds=10.0, min_steps=50):
-  """(compile_s, steps_per_s) of task's jitted training iteration."""
+  """(compile_s, steps_per_s, forward FLOPs per item) of task's jitted training iteration."""
   start = time.perf_counter()
   state = train.create_train_state(config, task)
   data = parallel.put(task.train_data(), parallel.replicated(parallel.make_mesh()))
-  iteration = train.make_train_iteration(task, config.train.microbatches)
+  iteration = train.make_train_iteration(task, batching.BatchPlan.from_config(config.train),
+                                         config.train.microbatches)
   state, metrics = iteration(state, data)
   jax.block_until_ready(metrics)
   compile_s = time.perf_counter() - start
@@ -61,16 +60,16 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
       state, metrics = iteration(state, data)
     jax.block_until_ready(metrics)
     steps += group
-  return compile_s, steps / (time.perf_counter() - start)
+  return compile_s, steps / (time.perf_counter() - start), task.forward_flops(state.params)
 
 
 def synthetic_scene(num_views, size):
   """A SceneSplit of random images seen from the built-in scene's cameras (speed only)."""
   rng = np.random.default_rng(0)
   poses = np.stack([generated.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
+  intrinsics = camera.centred_intrinsics(0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X), size, size)
   return SceneSplit(images=rng.uniform(size=(num_views, size, size, 3)).astype(np.float32),
-                    alphas=np.ones((num_views, size, size), np.float32), poses=poses.astype(np.float32),
-                    focal=0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X),
+                    poses=poses.astype(np.float32), intrinsics=np.tile(intrinsics, (num_views, 1)),
                     names=tuple(f'r_{i}' for i in range(num_views)))
 
 
@@ -82,10 +81,10 @@ def with_dtype(config, dtype):
 
 
 def bench_nerf_training(config, size, min_steps):
-  task = NerfTask(config, scene=synthetic_scene(20, size))
-  compile_s, steps_per_s = time_training(task, config, min_steps=min_steps)
+  task = tasks.make_task(config, scene=synthetic_scene(20, size))
+  compile_s, steps_per_s, flops_per_ray = time_training(task, config, min_steps=min_steps)
   # Backward costs about twice the forward: three forward passes' worth per step.
-  flops = 3 * models.nerf_flops_per_ray(config.model) * config.train.batch_size
+  flops = 3 * flops_per_ray * config.train.batch_size
   return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
           'flops_per_step': flops, 'compile_s': compile_s, 'microbatches': config.train.microbatches,
           'dtype': config.model.dtype}
@@ -123,7 +122,7 @@ def bench_eval_nerf_paper(dtype, size=64):
   A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk.
   """
   config = paper_eval_config(dtype)
-  task = NerfTask(config, scene=synthetic_scene(1, size))
+  task = tasks.make_task(config, scene=synthetic_scene(1, size))
   params = train.create_train_state(config, task).params
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
@@ -135,7 +134,7 @@ def bench_eval_nerf_paper(dtype, size=64):
   seconds = time.perf_counter() - start
   chunks = -(-size * size // config.eval.chunk)
   return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
-          'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
+          'flops_per_step': task.forward_flops(params) * config.eval.chunk,
           'compile_s': compile_s, 'seconds_per_image': seconds, 'chunk': config.eval.chunk,
           'microbatches': config.eval.microbatches, 'dtype': config.model.dtype}
 
@@ -151,11 +150,11 @@ def bench_render_800(dtype, rows=0):
   """
   config = paper_eval_config(dtype)
   rows = rows or (40 if jax.default_backend() == 'cpu' else 800)
-  task = NerfTask(config, scene=synthetic_scene(1, 32))
+  task = tasks.make_task(config, scene=synthetic_scene(1, 32))
   params = train.create_train_state(config, task).params
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
-  focal = 0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X)
-  rays = camera.image_rays(jnp.asarray(task.scene.poses[0]), rows, 800, focal)
+  intrinsics = camera.centred_intrinsics(0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X), 800, 800)
+  rays = camera.image_rays(task.scene.poses[0], intrinsics, rows, 800)
   flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, 3), rays)
   start = time.perf_counter()
   evaluator.predict(params, jax.tree_util.tree_map(lambda x: x[:config.eval.chunk], flat))  # compiles
@@ -165,7 +164,7 @@ def bench_render_800(dtype, rows=0):
   seconds = time.perf_counter() - start
   chunks = -(-rows * 800 // config.eval.chunk)
   return {'steps_per_s': chunks / seconds, 'rays_per_s': rows * 800 / seconds,
-          'flops_per_step': models.nerf_flops_per_ray(config.model) * config.eval.chunk,
+          'flops_per_step': task.forward_flops(params) * config.eval.chunk,
           'compile_s': compile_s, 'rows_rendered': rows, 'chunk': config.eval.chunk,
           'microbatches': config.eval.microbatches, 'dtype': config.model.dtype}
 
@@ -173,10 +172,8 @@ def bench_render_800(dtype, rows=0):
 def bench_img_fit(dtype):
   config = with_dtype(img_fit.get_config(), dtype)
   image = np.random.default_rng(0).uniform(size=(400, 400, 3)).astype(np.float32)
-  task = ImageFitTask(config, image=image)
-  compile_s, steps_per_s = time_training(task, config)
-  flops_forward = models.image_mlp_flops_per_pixel(config.model.width, config.model.depth,
-                                                   config.model.num_freqs)
+  task = tasks.make_task(config, image=image)
+  compile_s, steps_per_s, flops_forward = time_training(task, config)
   # The backward pass costs twice the forward (gradients for inputs and weights of every layer).
   return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
           'flops_per_step': 3 * flops_forward * config.train.batch_size, 'compile_s': compile_s,
@@ -189,7 +186,7 @@ BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cp
 
 def run_entry(name, args):
   """One entry in this process, with this process's matmul rate and peak memory."""
-  matmul = {dtype: matmul_gflops(dtype) for dtype in models.COMPUTE_DTYPES}
+  matmul = {dtype: matmul_gflops(dtype) for dtype in fields.COMPUTE_DTYPES}
   if name == 'render_800':
     entry = bench_render_800(args.dtype, args.render_rows)
   else:
@@ -220,7 +217,7 @@ def make_parser():
   parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
                       help='run only this entry (repeatable)')
   parser.add_argument('--json', help='also write the results here as {name: {...}}')
-  parser.add_argument('--dtype', choices=sorted(models.COMPUTE_DTYPES),
+  parser.add_argument('--dtype', choices=sorted(fields.COMPUTE_DTYPES),
                       help="every entry's model.dtype (default: each config's own; fraction_of_matmul "
                            "stays against float32)")
   parser.add_argument('--render-rows', type=int, default=0,

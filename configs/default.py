@@ -12,7 +12,8 @@ def get_config():
   config.name = 'default'  # the run's name; the default workdir is runs/<name>
 
   config.data = data = ml_collections.ConfigDict()
-  data.root = 'data/nerf_synthetic'  # the folder holding scene folders (Blender format)
+  data.format = 'blender'  # the scene's format: datasets.FORMATS ('blender'; docs/extending.md adds one)
+  data.root = 'data/nerf_synthetic'  # the folder holding scene folders
   data.scene = 'lego'  # a scene folder under root, or a built-in scene ('spheres')
   data.split = 'train'  # the split training reads
   data.view = 0  # img_fit: the view (frame index) to fit
@@ -23,12 +24,15 @@ def get_config():
   data.batching = 'single_image'  # nerf: rays of a step from one random image, or 'all_images'
 
   config.model = model = ml_collections.ConfigDict()
+  model.field = 'mlp'  # nerf: the field (point, direction) -> (rgb, density): fields.FIELDS
+  model.encoding = 'frequency'  # of points (nerf) and of (u, v) (img_fit): fields.ENCODINGS
+  model.dir_encoding = 'frequency'  # nerf: of view directions: fields.ENCODINGS
   model.width = 128  # hidden units per layer
   model.depth = 4  # hidden layers
-  model.num_freqs = 10  # frequency-encoding frequencies of the input coordinates (nerf: positions)
+  model.num_freqs = 10  # 'frequency' encoding: frequencies of the input coordinates (nerf: points)
   model.skip = 4  # nerf: the encoded point is concatenated after trunk layer skip + 1
   model.width_view = 128  # nerf: the view-dependent colour layer
-  model.dir_freqs = 4  # nerf: frequencies of the view-direction encoding
+  model.dir_freqs = 4  # nerf, 'frequency' dir_encoding: frequencies of the view directions
   model.num_coarse = 64  # nerf: stratified samples per ray (coarse network)
   model.num_fine = 128  # nerf: extra samples from the coarse weights (fine network sees both)
   # The layers' matrix products: 'float32' or 'bfloat16' (mixed precision: bfloat16 operands, float32
@@ -40,7 +44,7 @@ def get_config():
   train.steps = 10_000  # total optimisation steps
   train.batch_size = 8192  # pixels (or rays) per step
   train.microbatches = 1  # split each step's batch into this many parts (same update, less memory)
-  train.lr = 5e-4  # Adam's initial learning rate
+  train.lr = 5e-4  # the initial learning rate
   train.lr_decay_steps = 10_000  # the learning rate falls by lr_decay_rate over this many steps
   train.lr_decay_rate = 0.1
   train.seed = 0  # parameter initialisation and every step's randomness
@@ -51,6 +55,22 @@ def get_config():
   train.resume = True  # continue from the workdir's latest checkpoint (False: refuse if one exists)
   train.precrop_steps = 0  # nerf: the first steps draw rays from the central crop only
   train.precrop_frac = 0.5  # nerf: the crop's share of each side
+  # The optimiser (optim.make_optimizer): clipping -> name -> weight decay -> the learning rate.
+  train.optimizer = optimizer = ml_collections.ConfigDict()
+  optimizer.name = 'adam'  # optim.OPTIMIZERS
+  optimizer.b1 = 0.9  # Adam's decay of the first moment
+  optimizer.b2 = 0.999  # ... and of the second
+  optimizer.eps = 1e-8  # ... added to the second moment's root
+  optimizer.clip_norm = 0.0  # clip gradients to this global norm first (0: off)
+  optimizer.clip_value = 0.0  # clip each gradient entry to [-v, v] (0: off)
+  optimizer.weight_decay = 0.0  # decoupled weight decay, AdamW-style (0: off)
+  # Parameter groups with their own learning rate: ((regex on the parameter path, lr scale), ...),
+  # e.g. (('encoding', 10.0),) for a grid's tables at 10x the rate of the MLP's weights.
+  optimizer.groups = ()
+
+  # Terms added to NeRF's photometric loss (losses.LOSS_TERMS), each with its keys in this section.
+  config.loss = ml_collections.ConfigDict()
+  config.loss.terms = ()  # names of loss terms, e.g. ('opacity',) after docs/extending.md
 
   config.eval = ml_collections.ConfigDict()
   config.eval.split = 'train'  # --mode evaluate renders this split (img_fit: view data.view of it)

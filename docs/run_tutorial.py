@@ -17,8 +17,10 @@ DOCS = os.path.dirname(os.path.abspath(__file__))
 
 
 def code_blocks(markdown, langs):
-  """The bodies of the markdown's fenced code blocks whose language is in `langs`, in order."""
-  return [body for lang, body in re.findall(r'```(\w*)\n(.*?)```', markdown, flags=re.S) if lang in langs]
+  """The bodies of the markdown's fenced code blocks whose language (the info string's first word,
+  as in ```python title="x.py") is in `langs`, in order."""
+  return [body for lang, body in re.findall(r'```(\w*)[^\n]*\n(.*?)```', markdown, flags=re.S)
+          if lang in langs]
 
 
 def tutorial_script(markdown):

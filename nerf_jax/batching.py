@@ -7,10 +7,57 @@ below n) turns it into a bijection on [0, n). A step costs O(batch), not a shuff
 resuming needs nothing but the step.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
+from nerf_jax.errors import ConfigError
+
 _ROUNDS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+  """What the trainer asks of a task's sample_batch: its settings, passed explicitly (static under jit).
+
+  batch_size: items (rays, pixels) in a step's global batch; precrop_steps, precrop_frac: steps
+  0 .. precrop_steps - 1 draw from the central crop spanning precrop_frac of each side.
+  """
+  batch_size: int
+  precrop_steps: int = 0
+  precrop_frac: float = 0.5
+
+  @classmethod
+  def from_config(cls, train_config):
+    t = train_config
+    return cls(batch_size=t.batch_size, precrop_steps=t.precrop_steps, precrop_frac=t.precrop_frac)
+
+
+def check_sizes(num_devices, *, batch_size=None, microbatches=1, pool=None, chunk=None,
+                eval_microbatches=1):
+  """Every rule tying batch sizes to devices, microbatches and the data, in one place.
+
+  Raises ConfigError naming the key to change. Checks what is given: the training batch
+  (train.batch_size over `num_devices`, each device's share into train.microbatches parts, no more
+  than the `pool` of items a step can draw from) and the rendering chunk (eval.chunk, likewise with
+  eval.microbatches).
+  """
+  for key, size, parts_key, parts in (('train.batch_size', batch_size, 'train.microbatches', microbatches),
+                                      ('eval.chunk', chunk, 'eval.microbatches', eval_microbatches)):
+    if size is None:
+      continue
+    if size < 1 or size % num_devices:
+      raise ConfigError(f'{key}={size} does not split evenly over {num_devices} devices; use a positive '
+                        f'multiple of {num_devices} (or run on fewer devices).')
+    per_device = size // num_devices
+    if parts < 1 or per_device % parts:
+      raise ConfigError(f'{key}={size} over {num_devices} device(s) leaves {per_device} per device, which '
+                        f'does not split into {parts_key}={parts} equal parts; make {key} a multiple of '
+                        f'{num_devices * max(parts, 1)} or change {parts_key}.')
+  if batch_size is not None and pool is not None and batch_size > pool:
+    raise ConfigError(f'train.batch_size={batch_size} exceeds the {pool} items (rays, pixels) a step can '
+                      f'draw from; lower it.')
 
 
 def _mix(x):

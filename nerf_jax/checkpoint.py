@@ -12,6 +12,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from nerf_jax.errors import CheckpointError
+
 # Config keys that may change between a run and its resumption: they do not change the parameters'
 # shapes or what the data is, only how long and how verbosely the run goes on, and where. The state
 # is replicated and the batches do not depend on the device count, so a run may resume on other devices.
@@ -21,9 +23,17 @@ SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
                   'train.microbatches', 'model.dtype', 'eval.', 'render.', 'distributed.')
 
-
-class CheckpointError(RuntimeError):
-  """A workdir whose checkpoints cannot be used as asked; the message says why and what to do."""
+# Keys added to the config after runs were saved without them, with the value that reproduces what those
+# runs did: a saved config.json lacking one is read as holding this value, so older runs still resume
+# (and a resume that sets another value is refused like any other change).
+ADDED_KEYS = {
+    'data.format': 'blender',
+    'model.field': 'mlp', 'model.encoding': 'frequency', 'model.dir_encoding': 'frequency',
+    'loss.terms': [],
+    'train.optimizer.name': 'adam', 'train.optimizer.b1': 0.9, 'train.optimizer.b2': 0.999,
+    'train.optimizer.eps': 1e-8, 'train.optimizer.clip_norm': 0.0, 'train.optimizer.clip_value': 0.0,
+    'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [],
+}
 
 
 def flatten(tree, prefix=''):
@@ -38,8 +48,9 @@ def flatten(tree, prefix=''):
 
 
 def config_differences(saved, current):
-  """Keys whose values differ between two config dicts: {key: (saved, current)}."""
-  a, b = flatten(saved), flatten(current)
+  """Keys whose values differ between two config dicts: {key: (saved, current)}; a key of ADDED_KEYS
+  missing from the saved config counts as its value there."""
+  a, b = {**ADDED_KEYS, **flatten(saved)}, flatten(current)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 

@@ -11,7 +11,8 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import batching, camera, datasets, evaluate, models, parallel
+from nerf_jax import batching, datasets, evaluate, parallel
+from nerf_jax.errors import DatasetError
 
 
 def look_at_centre(poses):
@@ -129,37 +130,42 @@ def check_dataset(config, out_dir, splits=None):
   for split in splits:
     try:
       scene = datasets.load_split(data, split)
-    except datasets.DatasetError as e:
+    except DatasetError as e:
       problems.append(f'{split}: {e}')
       continue
     scenes[split] = scene
+    fx, fy, cx, cy = np.round(scene.intrinsics.mean(axis=0), 3).tolist()
     report[split] = {'views': len(scene.names), 'height': scene.height, 'width': scene.width,
-                     'focal': round(scene.focal, 3), 'near': data.near, 'far': data.far}
-    problems += pose_problems(split, scene.poses, data.near, data.far)
-    problems += alpha_problems(split, scene.names, scene.alphas)
+                     'intrinsics (mean fx, fy, cx, cy)': (fx, fy, cx, cy), 'near': data.near,
+                     'far': data.far, 'layout': scene.layout}
+    if scene.near is not None:
+      report[split]['bounds in the data'] = (round(float(scene.near.min()), 3),
+                                             round(float(scene.far.max()), 3))
+    # A common centre is what inward-looking cameras share; forward-facing captures have none.
+    if scene.layout == 'inward':
+      problems += pose_problems(split, scene.poses, data.near, data.far)
+    if scene.alphas is not None:
+      problems += alpha_problems(split, scene.names, scene.alphas)
   if data.split in scenes and parallel.is_main_process():
     os.makedirs(out_dir, exist_ok=True)
     scene = scenes[data.split]
-    centre, _ = look_at_centre(scene.poses)
-    iio.imwrite(os.path.join(out_dir, 'cameras.png'), camera_picture(scene.poses, centre, data.near, data.far))
+    if scene.layout == 'inward':  # the picture's circles are drawn around the common centre
+      centre, _ = look_at_centre(scene.poses)
+      iio.imwrite(os.path.join(out_dir, 'cameras.png'),
+                  camera_picture(scene.poses, centre, data.near, data.far))
     iio.imwrite(os.path.join(out_dir, 'precrop.png'), precrop_picture(scene.images[0], config.train.precrop_frac))
   return report, problems
 
 
 def check_network(task, params, config, mesh=None, repeats=3):
-  """Size, cost, speed and (NeRF) opacity of a network. Returns (report dict, problems).
+  """Size, cost and speed of a network, and what the task checks of it (task.inspect: NeRF's opacity
+  through the cameras). Returns (report dict, problems).
 
-  Opacity is measured on rays from each training camera through its image centre (towards the
-  object) and through its four corners (mostly background): a healthy network is neither transparent
-  on the first (the dead-density failure) nor opaque on all of them.
+  The parameter count comes from the parameters and the FLOPs from the traced prediction, so any
+  field or encoding is measured as it is.
   """
-  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))}
-  nerf = config.task == 'nerf'
-  if nerf:
-    report['forward_flops_per_ray'] = models.nerf_flops_per_ray(config.model)
-  else:
-    report['forward_flops_per_pixel'] = models.image_mlp_flops_per_pixel(
-        config.model.width, config.model.depth, config.model.num_freqs)
+  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params))),
+            f'forward_flops_per_{task.item}': int(round(task.forward_flops(params)))}
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
   inputs = jax.tree_util.tree_map(lambda x: np.resize(x, (config.eval.chunk, *x.shape[1:])), view.inputs)
@@ -170,28 +176,7 @@ def check_network(task, params, config, mesh=None, repeats=3):
   seconds = (time.perf_counter() - start) / repeats
   report['chunk'] = config.eval.chunk
   report['forward_seconds_per_chunk'] = round(seconds, 4)
-  report['rays_per_second'] = round(config.eval.chunk / seconds, 1)
-  problems = []
-  if nerf:
-    scene = task.scene
-    h, w = scene.height, scene.width
-    rows = np.array([h // 2, 0, 0, h - 1, h - 1])
-    cols = np.array([w // 2, 0, w - 1, 0, w - 1])
-    poses = np.repeat(scene.poses, len(rows), axis=0)
-    rays = camera.rays_from_pixels(poses, np.tile(rows, len(scene.poses)), np.tile(cols, len(scene.poses)),
-                                   h, w, scene.focal)
-    acc = evaluator.predict(params, jax.device_get(rays))['acc'].reshape(-1, len(rows))
-    centre, corners = acc[:, 0], acc[:, 1:]
-    report['opacity_centre_rays'] = round(float(centre.mean()), 4)
-    report['opacity_corner_rays'] = round(float(corners.mean()), 4)
-    if centre.max() < 0.01:
-      problems.append(
-          f'DEAD DENSITY: opacity is ~0 on every ray through the scene centre (max {centre.max():.2g}). '
-          f'The density output is <= 0 everywhere, so no gradient reaches it and it will not recover: '
-          f'check the density activation and its bias (nerf_jax keeps softplus(raw - 1)).')
-    if min(centre.min(), corners.min()) > 0.99:
-      problems.append(
-          f'OPAQUE EVERYWHERE: opacity is ~1 on every ray, background corners included (min '
-          f'{min(centre.min(), corners.min()):.3f}): the density is too large everywhere, or far is '
-          f'beyond the scene so the last interval fills every ray.')
+  report[f'{task.item}s_per_second'] = round(config.eval.chunk / seconds, 1)
+  task_report, problems = task.inspect(params, evaluator.predict)
+  report.update(task_report)
   return report, problems

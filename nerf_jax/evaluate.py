@@ -9,8 +9,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import lpips, metrics, parallel
-from nerf_jax.tasks import ConfigError
+from nerf_jax import batching, lpips, metrics, parallel
 
 
 def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece):
@@ -66,12 +65,7 @@ class Evaluator:
 
   def __init__(self, task, chunk, mesh=None, lpips_weights=None, microbatches=1):
     mesh = parallel.make_mesh() if mesh is None else mesh
-    parallel.check_divisible(chunk, mesh, 'eval.chunk')
-    if microbatches < 1 or (chunk // mesh.size) % microbatches:
-      raise ConfigError(
-          f'eval.chunk={chunk} over {mesh.size} device(s) leaves {chunk // mesh.size} rays per device, '
-          f'which does not split into eval.microbatches={microbatches} equal parts; make the chunk a '
-          f'multiple of {mesh.size * max(microbatches, 1)} or change eval.microbatches.')
+    batching.check_sizes(mesh.size, chunk=chunk, eval_microbatches=microbatches)
     self.task = task
     self.chunk = chunk
     self.devices = mesh.size

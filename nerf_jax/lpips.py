@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax.tasks import ConfigError
+from nerf_jax.errors import ConfigError
 
 # (stride, padding) of AlexNet's five convolutions; a 3x3 / 2 max-pool precedes conv2 and conv3.
 _CONVS = ((4, 2), (1, 2), (1, 1), (1, 1), (1, 1))

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nerf_jax.tasks import ConfigError
+from nerf_jax.errors import ConfigError
 
 AXIS = 'data'
 
@@ -64,13 +64,6 @@ def put(tree, sharding):
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
   return jax.tree_util.tree_map(place, tree)
-
-
-def check_divisible(size, mesh, what):
-  """Raises ConfigError unless `size` (the value of config key `what`) splits evenly over the mesh."""
-  if size % mesh.size:
-    raise ConfigError(f'{what}={size} does not split evenly over {mesh.size} devices; use a multiple '
-                      f'of {mesh.size} (or run on fewer devices).')
 
 
 def local_slice(tree, num_devices):

@@ -10,12 +10,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.experimental import multihost_utils
 from flax.training import train_state
 from tqdm import tqdm
 
-from nerf_jax import checkpoint, evaluate, lpips, parallel, summary, tasks
+from nerf_jax import batching, checkpoint, evaluate, lpips, optim, parallel, summary, tasks
+from nerf_jax.errors import CheckpointError, Interrupted, NonFiniteLossError
 
 
 class TrainState(train_state.TrainState):
@@ -26,24 +26,13 @@ class TrainState(train_state.TrainState):
   key: jax.Array
 
 
-class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN or Inf; training stopped without saving the bad parameters."""
-
-
-def learning_rate_schedule(train_config):
-  """lr * decay_rate ** (step / decay_steps): NeRF's continuous exponential decay."""
-  return optax.exponential_decay(init_value=train_config.lr,
-                                 transition_steps=train_config.lr_decay_steps,
-                                 decay_rate=train_config.lr_decay_rate)
-
-
 def create_train_state(config, task, mesh=None):
-  """A fresh TrainState for `task` with Adam on the decaying learning rate, replicated over `mesh`
-  (default: every device)."""
+  """A fresh TrainState for `task` with the optimiser of config.train (optim.make_optimizer),
+  replicated over `mesh` (default: every device)."""
   mesh = parallel.make_mesh() if mesh is None else mesh
   init_key, run_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
-  params = task.model.init(init_key, task.dummy_inputs())
-  tx = optax.adam(learning_rate_schedule(config.train))
+  params = task.model.init(init_key, task.init_inputs())
+  tx = optim.make_optimizer(config.train)
   state = TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
   return parallel.put(jax.device_get(state), parallel.replicated(mesh))
 
@@ -51,14 +40,14 @@ def create_train_state(config, task, mesh=None):
 def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
 
-  loss_fn(params, batch) -> (loss, metrics), a mean over the batch; pure, so the step can be jitted or
-  mapped. All of a step's randomness is in the batch (per ray), so splitting it, over devices or
+  loss_fn(params, batch, step) -> (loss, metrics), a mean over the batch; pure, so the step can be
+  jitted or mapped; it sees the state's step (the step being taken, from 0). All of a step's randomness is in the batch (per ray), so splitting it, over devices or
   microbatches, changes nothing but the float summation order. microbatches > 1 splits the batch
   (leading axis) into that many equal parts and averages their gradients: the same update, but each
   part's activations are small enough to stay in the CPU's caches. axis_name: inside shard_map, the
   mesh axis over which gradients and metrics are averaged (each device holding an equal share).
   """
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  grad_fn = jax.value_and_grad(lambda p, b: loss_fn(p, b, state.step), has_aux=True)
   params = state.params
   if axis_name is not None:
     # Mark the replicated parameters as per-device values: then each device's gradient is its own,
@@ -82,9 +71,9 @@ def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   return state.apply_gradients(grads=grads), {'loss': loss, **aux}
 
 
-def make_train_iteration(task, microbatches=1, mesh=None):
-  """jit((state, data) -> (state, metrics)) over `mesh` (default: every device): draws the step's batch on the devices, then
-  train_step with each device on its slice.
+def make_train_iteration(task, plan, microbatches=1, mesh=None):
+  """jit((state, data) -> (state, metrics)) over `mesh` (default: every device): draws the step's
+  batch (batching.BatchPlan `plan`) on the devices, then train_step with each device on its slice.
 
   Every device draws the step's whole batch (index arithmetic and a gather, O(batch), well under 1% of
   the step) and keeps its slice: no communication, and the global batch is the same for any number of
@@ -92,17 +81,13 @@ def make_train_iteration(task, microbatches=1, mesh=None):
   the step.
   """
   mesh = parallel.make_mesh() if mesh is None else mesh
-  batch_size = task.config.train.batch_size
-  parallel.check_divisible(batch_size, mesh, 'train.batch_size')
-  if (batch_size // mesh.size) % microbatches:
-    raise tasks.ConfigError(
-        f'train.batch_size={batch_size} over {mesh.size} device(s) leaves {batch_size // mesh.size} '
-        f'per device, which does not split into train.microbatches={microbatches} equal parts.')
+  batching.check_sizes(mesh.size, batch_size=plan.batch_size, microbatches=microbatches,
+                       pool=task.pool_size(plan))
   step_fn = functools.partial(train_step, loss_fn=task.loss, microbatches=microbatches,
                               axis_name=parallel.AXIS)
 
   def per_device(state, data):
-    batch = task.sample_batch(data, jax.random.fold_in(state.key, state.step), state.step)
+    batch = task.sample_batch(data, jax.random.fold_in(state.key, state.step), state.step, plan)
     return step_fn(state, parallel.local_slice(batch, mesh.size))
 
   spec = jax.sharding.PartitionSpec()
@@ -128,15 +113,6 @@ def _check_finite(metrics, step, params=None):
 
 def default_workdir(config):
   return os.path.join('runs', config.name)
-
-
-class Interrupted(Exception):
-  """SIGINT or SIGTERM stopped training after a checkpoint of the current step was saved."""
-
-  def __init__(self, signum, step, directory):
-    self.signum = signum
-    super().__init__(f'{signal.Signals(signum).name} at step {step}: saved a checkpoint of step {step} in '
-                     f'{directory}. Run the same command again to resume from it.')
 
 
 class _StopRequests:
@@ -183,7 +159,8 @@ def train_and_evaluate(config, workdir, mesh=None):
   """
   mesh = parallel.make_mesh() if mesh is None else mesh
   task = tasks.make_task(config)
-  iteration = make_train_iteration(task, config.train.microbatches, mesh)
+  plan = batching.BatchPlan.from_config(config.train)
+  iteration = make_train_iteration(task, plan, config.train.microbatches, mesh)
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh,
                                 microbatches=config.eval.microbatches)
   ckpts = checkpoint.Checkpoints(workdir, config)
@@ -193,7 +170,7 @@ def train_and_evaluate(config, workdir, mesh=None):
   latest = ckpts.latest_step()
   if latest is not None:
     if not config.train.resume:
-      raise checkpoint.CheckpointError(
+      raise CheckpointError(
           f'{ckpts.directory} already holds checkpoints (latest step {latest}) and train.resume is '
           f'False. Nothing was changed: pass a new --workdir, or drop --config.train.resume=False to '
           f'continue that run.')
@@ -208,13 +185,13 @@ def train_and_evaluate(config, workdir, mesh=None):
     return state
 
   writer = summary.Summary(ckpts.workdir)
-  schedule = learning_rate_schedule(config.train)
+  schedule = optim.learning_rate_schedule(config.train)
   data = parallel.put(task.train_data(), parallel.replicated(mesh))
   bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True,
              disable=not parallel.is_main_process())
   last_time, last_step = time.perf_counter(), start
   with _StopRequests() as stop:
-    previous, warned_collapse = None, False
+    previous, warned = None, set()
     for step in range(start + 1, steps + 1):
       state, metrics = iteration(state, data)
       # At most one step queued behind the running one: the devices never wait for Python, and the
@@ -230,14 +207,13 @@ def train_and_evaluate(config, workdir, mesh=None):
         last_time, last_step = now, step
         writer.scalars({f'train/{k}': v for k, v in metrics.items()}, step)
         writer.scalars({'train/lr': schedule(step - 1), 'train/steps_per_s': rate}, step)
-        collapsed = _opacity_collapsed(metrics, step, config.train.precrop_steps)
-        if 'acc' in metrics:
-          writer.scalars({'train/opacity_collapsed': float(collapsed)}, step)
-        if collapsed and not warned_collapse:
-          warned_collapse = True
-          _print(f'\nWARNING: at step {step} the mean opacity of the batch is {metrics["acc"]:.2g}: the '
-                 f'network sees nothing (collapsed or dead density). Check --mode network and the '
-                 f'density activation; lower train.lr or lengthen train.precrop_steps.')
+        alarms = task.alarms(metrics, step, plan)
+        writer.scalars({f'train/{name}': float(message is not None) for name, message in alarms.items()},
+                       step)
+        for name, message in alarms.items():
+          if message is not None and name not in warned:  # each alarm once a run: no flood in the log
+            warned.add(name)
+            _print(f'\nWARNING: {message}')
         bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
       signum = stop.pending()
       if step % config.train.checkpoint_every == 0 or step == steps or signum:
@@ -264,19 +240,14 @@ def train_and_evaluate(config, workdir, mesh=None):
 
 
 def _log_evaluation(writer, task, params, result, images, step):
-  """Scalars, the first view's images (gt | prediction, and depth and opacity for NeRF) and, where the
-  task has them, the histogram of densities along that view's centre row."""
+  """Scalars, the first view's images (gt | prediction and the task's extra maps) and, where the task
+  has them, the histogram of its densities."""
   writer.scalars({f'eval/{k}': result[k] for k in ('psnr', 'ssim')}, step)
   for name, image in images.items():
     writer.image(f'eval/{name}', image, step)
-  if hasattr(task, 'densities'):
-    writer.histogram('eval/density', task.densities(params), step)
-
-
-def _opacity_collapsed(metrics, step, precrop_steps):
-  """Whether a NeRF batch's mean opacity has fallen to ~0 once precrop is over: the network has
-  learnt to see nothing (often the dead-density failure after the crop's easy start)."""
-  return 'acc' in metrics and step > precrop_steps and float(metrics['acc']) < 0.01
+  densities = task.densities(params)
+  if densities is not None:
+    writer.histogram('eval/density', densities, step)
 
 
 def _print(message):
@@ -310,7 +281,7 @@ def load_state(config, task, workdir, mesh=None, required=True):
     state = create_train_state(config, task, mesh)
     if ckpts.latest_step() is None:
       if required:
-        raise checkpoint.CheckpointError(
+        raise CheckpointError(
             f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
       return state, 'initialised (no checkpoint in the workdir)'
     ckpts.check_config()

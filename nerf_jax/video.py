@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from nerf_jax import evaluate, parallel
 from nerf_jax.datasets.generated import look_at_pose
-from nerf_jax.tasks import ConfigError
+from nerf_jax.errors import ConfigError
 
 
 def orbit_poses(num_frames, radius, elevation_deg, up=(0.0, 0.0, 1.0)):
@@ -49,30 +49,27 @@ def write_video(path_stem, frames, fps, formats):
 
 
 def render_orbit(task, params, render_config, out_dir, eval_config, mesh=None):
-  """Renders the orbit of `render_config` from `params` and writes orbit.{mp4,gif} and
-  orbit_depth.{mp4,gif} under out_dir (process 0). Returns the written paths.
+  """Renders the task's camera path (task.camera_path: for NeRF the orbit of `render_config`) from
+  `params` and writes orbit.{mp4,gif} and, where the task has a depth map, orbit_depth.{mp4,gif} under
+  out_dir (process 0). Returns the written paths.
 
-  The frames have the training split's size and focal; radius 0 means the cameras' mean distance.
   eval_config: config.eval (chunk and microbatches of the rendering).
   """
-  if not hasattr(task, 'view_from_pose'):
-    raise ConfigError('--mode render needs a NeRF config (config.task="nerf"); image fitting has no '
-                      'camera to move.')
-  scene = task.scene
   c = render_config
-  radius = c.radius or orbit_radius(scene.poses)
-  poses = orbit_poses(c.frames, radius, c.elevation)
+  poses = task.camera_path(c)
   evaluator = evaluate.Evaluator(task, eval_config.chunk, mesh, microbatches=eval_config.microbatches)
   colour, depth = [], []
   for i, pose in enumerate(tqdm(poses, desc='render', unit='frame',
                                 disable=not parallel.is_main_process())):
     outputs = evaluator.render(params, task.view_from_pose(f'orbit_{i:03d}', pose))
     colour.append(evaluate.to_uint8(outputs['rgb']))
-    depth_map = task.extra_images(outputs)['depth']
-    depth.append(np.repeat(evaluate.to_uint8(depth_map[..., None]), 3, axis=-1))
+    depth_map = task.extra_images(outputs).get('depth')
+    if depth_map is not None:
+      depth.append(np.repeat(evaluate.to_uint8(depth_map[..., None]), 3, axis=-1))
   if not parallel.is_main_process():
     return []
   os.makedirs(out_dir, exist_ok=True)
-  fps = c.fps
-  return (write_video(os.path.join(out_dir, 'orbit'), np.stack(colour), fps, c.formats)
-          + write_video(os.path.join(out_dir, 'orbit_depth'), np.stack(depth), fps, c.formats))
+  paths = write_video(os.path.join(out_dir, 'orbit'), np.stack(colour), c.fps, c.formats)
+  if depth:
+    paths += write_video(os.path.join(out_dir, 'orbit_depth'), np.stack(depth), c.fps, c.formats)
+  return paths

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nerf_jax import evaluate, parallel, tasks, train  # noqa: E402
+from nerf_jax import batching, evaluate, parallel, tasks, train  # noqa: E402
 from tests.conftest import small_fit_config, small_nerf_config  # noqa: E402
 
 def main(root, task_name, microbatches, steps):
@@ -31,7 +31,8 @@ def main(root, task_name, microbatches, steps):
   for n in (1, 2, 4):
     mesh = parallel.make_mesh(jax.devices()[:n])
     state = train.create_train_state(config, task, mesh)
-    iteration = train.make_train_iteration(task, microbatches, mesh)
+    iteration = train.make_train_iteration(task, batching.BatchPlan.from_config(config.train),
+                                           microbatches, mesh)
     data = parallel.put(task.train_data(), parallel.replicated(mesh))
     for _ in range(steps):
       state, metrics = jax.block_until_ready(iteration(state, data))

@@ -18,14 +18,15 @@ def test_ray_through_a_known_point_hits_its_pixel():
   col = focal * cam[0] / -cam[2] + 0.5 * width - 0.5
   row = -focal * cam[1] / -cam[2] + 0.5 * height - 0.5
   assert cam[2] < 0  # in front of the camera
-  rays = camera.rays_from_pixels(jnp.asarray(pose, jnp.float32), jnp.float32(row), jnp.float32(col),
-                                 height, width, focal)
+  intrinsics = camera.centred_intrinsics(focal, height, width)
+  rays = camera.rays_from_pixels(jnp.asarray(pose, jnp.float32), intrinsics, jnp.float32(row),
+                                 jnp.float32(col))
   origin, direction = np.asarray(rays.origins), np.asarray(rays.viewdirs)
   along = point - origin
   miss = np.linalg.norm(along - np.dot(along, direction) * direction)
   assert np.dot(along, direction) > 0 and miss < 1e-5
   # The integer pixel holding the projection, rendered by the full grid, passes within a pixel.
-  grid = camera.image_rays(jnp.asarray(pose, jnp.float32), height, width, focal)
+  grid = camera.image_rays(jnp.asarray(pose, jnp.float32), intrinsics, height, width)
   d = np.asarray(grid.viewdirs[int(round(row)), int(round(col))])
   assert np.linalg.norm(along / np.linalg.norm(along) - d) < 1.0 / focal
 
@@ -34,7 +35,8 @@ def test_matches_the_independent_renderer_rays():
   height, width, focal = 6, 5, 4.0
   pose = _pose()
   origins, directions = generated.pixel_rays(pose, height, width, focal)
-  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), height, width, focal)
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), camera.centred_intrinsics(focal, height, width),
+                           height, width)
   np.testing.assert_allclose(rays.origins, origins, atol=1e-5)
   np.testing.assert_allclose(rays.directions, directions, atol=1e-5)
 
@@ -43,7 +45,7 @@ def test_poses_are_camera_to_world_looking_down_minus_z():
   # The centre pixel's ray of a camera at (0, 0, 4) looking at the origin points along -Z (world),
   # and starts at the camera: a world-to-camera reading would put it at (0, 0, -4) looking up.
   pose = generated.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0))
-  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), 2, 2, 1.0)
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), camera.centred_intrinsics(1.0, 2, 2), 2, 2)
   np.testing.assert_allclose(rays.origins[0, 0], [0, 0, 4], atol=1e-6)
   np.testing.assert_allclose(np.asarray(rays.viewdirs).mean(axis=(0, 1)) / np.linalg.norm(
       np.asarray(rays.viewdirs).mean(axis=(0, 1))), [0, 0, -1], atol=1e-6)
@@ -54,7 +56,19 @@ def test_poses_are_camera_to_world_looking_down_minus_z():
 
 def test_viewdirs_are_unit_and_directions_keep_z_minus_one():
   pose = _pose()
-  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), 7, 9, 5.0)
+  rays = camera.image_rays(jnp.asarray(pose, jnp.float32), camera.centred_intrinsics(5.0, 7, 9), 7, 9)
   np.testing.assert_allclose(np.linalg.norm(rays.viewdirs, axis=-1), 1.0, atol=1e-6)
   cam = np.einsum('ij,hwj->hwi', pose[:3, :3].T, np.asarray(rays.directions))
   np.testing.assert_allclose(cam[..., 2], -1.0, atol=1e-5)
+
+
+def test_intrinsics_move_the_principal_point_and_scale_each_axis():
+  # A pixel at the principal point looks straight down -Z whatever the focal lengths; fx and fy
+  # scale x and y separately (non-square pixels, COLMAP's PINHOLE), and cx, cy are in pixels with
+  # the top-left pixel's centre at (0.5, 0.5).
+  pose = np.eye(4, dtype=np.float32)
+  intrinsics = np.array([50.0, 80.0, 12.5, 7.5], np.float32)
+  rays = camera.rays_from_pixels(pose, intrinsics, jnp.array([7, 7, 9]), jnp.array([12, 14, 12]))
+  np.testing.assert_allclose(rays.directions[0], [0, 0, -1], atol=1e-7)
+  np.testing.assert_allclose(rays.directions[1], [2 / 50.0, 0, -1], atol=1e-7)  # 2 pixels right
+  np.testing.assert_allclose(rays.directions[2], [0, -2 / 80.0, -1], atol=1e-7)  # 2 pixels down

@@ -32,7 +32,8 @@ def test_generated_scene_loads_as_blender(spheres_root):
   split = blender.load_split(spheres_root, 'spheres', 'train')
   assert split.images.shape == (8, 64, 64, 3) and split.alphas.shape == (8, 64, 64)
   assert split.images.dtype == np.float32 and 0 <= split.images.min() and split.images.max() <= 1
-  np.testing.assert_allclose(split.focal, 32 / np.tan(0.5 * generated.CAMERA_ANGLE_X), rtol=1e-6)
+  focal = 32 / np.tan(0.5 * generated.CAMERA_ANGLE_X)
+  np.testing.assert_allclose(split.intrinsics, np.tile([focal, focal, 32, 32], (8, 1)), rtol=1e-6)
   # Background pixels (alpha 0) are white after compositing; the object covers part of each view.
   background = split.alphas == 0
   assert background.any() and (~background).any()
@@ -49,7 +50,7 @@ def test_input_ratio_halves_the_image_and_focal(spheres_root):
   full = blender.load_split(spheres_root, 'spheres', 'val', views=[0])
   half = blender.load_split(spheres_root, 'spheres', 'val', views=[0], input_ratio=0.5)
   assert half.images.shape == (1, 32, 32, 3)
-  np.testing.assert_allclose(half.focal, full.focal / 2, rtol=1e-6)
+  np.testing.assert_allclose(half.intrinsics, full.intrinsics / 2, rtol=1e-6)  # fx, fy, cx, cy
   np.testing.assert_allclose(half.images[0], full.images[0].reshape(32, 2, 32, 2, 3).mean(axis=(1, 3)),
                              atol=1e-6)
 
@@ -119,7 +120,7 @@ def test_bad_input_ratio(spheres_root):
 def test_lego_view0(lego_root):
   split = blender.load_split(lego_root, 'lego', 'train', views=[0])
   assert split.images.shape == (1, 400, 400, 3)
-  np.testing.assert_allclose(split.focal, 0.5 * 400 / np.tan(0.5 * 0.6911112070083618), rtol=1e-5)
+  np.testing.assert_allclose(split.intrinsics[:, 0], 0.5 * 400 / np.tan(0.5 * 0.6911112070083618), rtol=1e-5)
   np.testing.assert_allclose(split.images[0, 0, 0], 1.0)  # white background at the corner
   assert 0.0 < split.alphas.mean() < 0.6  # the model covers part of the frame
   with open(os.path.join(lego_root, 'lego', 'transforms_train.json')) as f:

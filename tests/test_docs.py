@@ -20,7 +20,7 @@ import main  # noqa: E402
 from benchmarks import run as benchmarks  # noqa: E402
 from docs.run_tutorial import code_blocks  # noqa: E402
 
-DOCS = ['README.md', 'docs/tutorial.md', 'docs/conventions.md', 'docs/pitfalls.md']
+DOCS = ['README.md', 'docs/tutorial.md', 'docs/conventions.md', 'docs/pitfalls.md', 'docs/extending.md']
 FILE_SUFFIXES = ('.json', '.png', '.mp4', '.gif', '.npz', '.md', '.txt', '.yaml', '.orbax-checkpoint-tmp')
 
 

@@ -105,7 +105,7 @@ PITFALLS = {
         'nerf_jax.rendering', 'deltas = intervals * jnp.linalg.norm(directions, axis=-1, keepdims=True)',
         'deltas = intervals', 'tests.test_rendering', 'test_constant_density_slab_gives_analytic_transmittance'),
     'ReLU density that starts negative (dead network)': (
-        'nerf_jax.models', 'sigma = nn.softplus(raw_sigma + self.density_bias)',
+        'nerf_jax.fields.mlp', 'sigma = nn.softplus(raw_sigma + self.density_bias)',
         'sigma = nn.relu(raw_sigma - 1.0)', 'tests.test_models', 'test_fresh_model_is_not_dead'),
     'precrop that never switches off': (
         'nerf_jax.batching', 'return step < precrop_steps', 'return precrop_steps > 0',

@@ -1,6 +1,6 @@
 import numpy as np
 
-from nerf_jax.image_fit import uv_grid
+from nerf_jax.tasks.image_fit import uv_grid
 
 
 def test_uv_grid_corners_and_axes():

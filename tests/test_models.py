@@ -5,21 +5,33 @@ import pytest
 
 from nerf_jax import camera, models
 from nerf_jax.datasets import generated
-from nerf_jax.tasks import ConfigError
+from nerf_jax.errors import ConfigError
+from nerf_jax.fields import layers
+from nerf_jax.fields.frequency import FrequencyEncoding
+from nerf_jax.fields.mlp import NerfMLP
 
-SMALL = dict(width=32, depth=4, skip=2, width_view=16, pos_freqs=6, dir_freqs=2)
+SMALL = dict(width=32, depth=4, skip=2, width_view=16)
+
+
+def _mlp(dtype=jnp.float32, **kw):
+  return NerfMLP(encoding=FrequencyEncoding(6), dir_encoding=FrequencyEncoding(2), dtype=dtype,
+                 **{**SMALL, **kw})
+
+
+def _nerf(dtype=jnp.float32):
+  return models.NeRF(coarse=_mlp(dtype), fine=_mlp(dtype), num_coarse=16, num_fine=16)
 
 
 def _rays(n=64):
   pose = jnp.asarray(generated.look_at_pose([0.0, -4.0, 1.0]), jnp.float32)
-  rays = camera.image_rays(pose, 8, n // 8, 6.0)
+  rays = camera.image_rays(pose, camera.centred_intrinsics(6.0, 8, n // 8), 8, n // 8)
   return jax.tree_util.tree_map(lambda x: x.reshape(-1, 3), rays)
 
 
 def test_fresh_model_is_not_dead():
   # The dead-density pitfall: a freshly initialised model must give every ray some opacity and
   # every density parameter a gradient, or training never starts.
-  model = models.NeRF(mlp=SMALL, num_coarse=16, num_fine=16)
+  model = _nerf()
   rays = _rays()
   params = model.init(jax.random.PRNGKey(0), rays)
   coarse, fine = model.apply(params, rays)
@@ -39,7 +51,8 @@ def test_fresh_model_is_not_dead():
 
 
 def test_paper_architecture_shapes():
-  mlp = models.NerfMLP()  # width 256, depth 8, skip after the fifth layer, view branch 128
+  # width 256, depth 8, skip after the fifth layer, view branch 128, 10 and 4 frequencies
+  mlp = NerfMLP(encoding=FrequencyEncoding(10), dir_encoding=FrequencyEncoding(4))
   points = jnp.zeros((2, 5, 3))
   params = mlp.init(jax.random.PRNGKey(0), points, jnp.zeros((2, 3)))['params']
   assert params['trunk_0']['kernel'].shape == (63, 256)
@@ -50,7 +63,7 @@ def test_paper_architecture_shapes():
 
 
 def test_split_view_layer_equals_the_concatenated_layer():
-  mlp = models.NerfMLP(**SMALL)
+  mlp = _mlp()
   points = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 3))
   dirs = jax.random.normal(jax.random.PRNGKey(1), (3, 3))
   dirs = dirs / jnp.linalg.norm(dirs, axis=-1, keepdims=True)
@@ -72,7 +85,7 @@ def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
   rays = _rays()
   results = {}
   for dtype in (jnp.float32, jnp.bfloat16):
-    model = models.NeRF(mlp=dict(SMALL, dtype=dtype), num_coarse=16, num_fine=16)
+    model = _nerf(dtype)
     params = model.init(jax.random.PRNGKey(0), rays)  # same key: the same float32 parameters
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
     coarse, fine = model.apply(params, rays)
@@ -99,7 +112,7 @@ def test_bfloat16_product_runs_forward_and_backward_in_bfloat16():
   # the form with hardware support. (Autodiff alone would multiply a float32 cotangent by bfloat16.)
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6))
   kernel = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
-  f = lambda x, k: jnp.sum(jnp.sin(models.bfloat16_product(x, k)))
+  f = lambda x, k: jnp.sum(jnp.sin(layers.bfloat16_product(x, k)))
   jaxpr = jax.make_jaxpr(jax.grad(f, argnums=(0, 1)))(x, kernel)
   dots = [e for e in jaxpr.eqns if e.primitive.name == 'dot_general']
   assert len(dots) == 3
@@ -113,7 +126,7 @@ def test_bfloat16_product_runs_forward_and_backward_in_bfloat16():
 
 def test_a_rays_samples_depend_only_on_its_own_key():
   # One key per ray: rendering a batch, or each half of it, gives every ray the same result.
-  model = models.NeRF(mlp=SMALL, num_coarse=16, num_fine=16)
+  model = _nerf()
   rays = _rays()
   params = model.init(jax.random.PRNGKey(0), rays)
   keys = jax.random.split(jax.random.PRNGKey(3), 64)
@@ -129,4 +142,4 @@ def test_a_rays_samples_depend_only_on_its_own_key():
 
 def test_unknown_dtype_is_a_config_error():
   with pytest.raises(ConfigError, match="model.dtype must be one of \\['bfloat16', 'float32'\\]"):
-    models.compute_dtype('float16')
+    layers.compute_dtype('float16')

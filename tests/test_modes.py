@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from nerf_jax import checks, tasks, train, video
-from tests.conftest import override, small_nerf_config
+from nerf_jax import batching, checks, tasks, train, video
+from tests.conftest import override, small_fit_config, small_nerf_config
 from tests.test_main import run_main
 
 
@@ -139,8 +139,11 @@ def test_training_logs_depth_opacity_and_density_and_evaluation_reports_speed(tr
   assert metrics['seconds_per_image'] > 0 and metrics['rays_per_second'] > 0 and metrics['devices'] == 1
 
 
-def test_opacity_collapse_is_noticed_only_after_precrop():
-  assert train._opacity_collapsed({'acc': 0.001}, step=50, precrop_steps=20)
-  assert not train._opacity_collapsed({'acc': 0.001}, step=10, precrop_steps=20)
-  assert not train._opacity_collapsed({'acc': 0.4}, step=50, precrop_steps=20)
-  assert not train._opacity_collapsed({'psnr': 20.0}, step=50, precrop_steps=20)
+def test_opacity_collapse_is_noticed_only_after_precrop(spheres_root):
+  task = tasks.make_task(small_nerf_config(spheres_root))
+  plan = batching.BatchPlan(batch_size=512, precrop_steps=20)
+  alarm = lambda acc, step: task.alarms({'acc': acc}, step, plan)['opacity_collapsed']
+  assert 'mean opacity of the batch is 0.001' in alarm(0.001, 50)
+  assert alarm(0.001, 10) is None and alarm(0.4, 50) is None
+  # Image fitting has no opacity: no alarm to raise.
+  assert tasks.make_task(small_fit_config(spheres_root)).alarms({'psnr': 20.0}, 50, plan) == {}

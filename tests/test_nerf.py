@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import datasets, tasks, train
-from nerf_jax.nerf import select_views
+from nerf_jax import batching, datasets, errors, tasks, train
+from nerf_jax.tasks import select_views
 from tests.conftest import override, small_nerf_config
 
 
@@ -26,8 +26,9 @@ def trained(spheres_root, tmp_path_factory):
 
 def _loss(task, params, config):
   data = jax.device_put(task.train_data())
-  batch = task.sample_batch(data, jax.random.PRNGKey(7), config.train.precrop_steps + 1)
-  return float(task.loss(params, batch)[0])
+  step = config.train.precrop_steps + 1
+  batch = task.sample_batch(data, jax.random.PRNGKey(7), step, batching.BatchPlan.from_config(config.train))
+  return float(task.loss(params, batch, step)[0])
 
 
 def test_training_lowers_the_loss_and_finds_the_object(trained, spheres_root):
@@ -50,9 +51,10 @@ def test_eval_microbatches_render_the_same_view(trained):
   view = next(task.eval_views('val', (0, 1, 1)))
   whole = train.evaluate.Evaluator(task, 1024).render(state.params, view)
   parts = train.evaluate.Evaluator(task, 1024, microbatches=8).render(state.params, view)
-  for name in ('rgb', 'depth', 'acc'):
-    np.testing.assert_allclose(parts[name], whole[name], atol=1e-5, err_msg=name)
-  with pytest.raises(tasks.ConfigError, match='eval.microbatches=3'):
+  # Colours and opacity lie in [0, 1]; depth in scene units up to far (the same relative tolerance).
+  for name, scale in (('rgb', 1.0), ('depth', config.data.far), ('acc', 1.0)):
+    np.testing.assert_allclose(parts[name], whole[name], atol=1e-5 * scale, err_msg=name)
+  with pytest.raises(errors.ConfigError, match='eval.microbatches=3'):
     train.evaluate.Evaluator(task, 1024, microbatches=3)
 
 
@@ -85,7 +87,8 @@ def test_lego_cpu_config_reads_lego(lego_root):
   scene = datasets.load_split(config.data, 'val', views=[0])
   assert scene.images.shape == (1, 100, 100, 3)
   task = tasks.make_task(override(config, **{'data.split': 'val'}))
-  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 0)
+  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 0,
+                            batching.BatchPlan.from_config(config.train))
   assert batch['rays'].origins.shape == (config.train.batch_size, 3)
   np.testing.assert_allclose(jnp.linalg.norm(batch['rays'].origins, axis=-1), 4.03, atol=0.05)
 

@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 
-from nerf_jax import parallel, tasks
+from nerf_jax import batching, errors
 from tests.conftest import REPO
 
 
@@ -44,7 +43,12 @@ def test_nerf_with_microbatches_on_2_and_4_devices_matches_1(spheres_root):
 
 
 def test_batch_that_does_not_split_over_the_devices_is_an_error():
-  mesh = types.SimpleNamespace(size=4)
-  parallel.check_divisible(1024, mesh, 'train.batch_size')
-  with pytest.raises(tasks.ConfigError, match=r'train.batch_size=1026 .* 4 devices; use a multiple of 4'):
-    parallel.check_divisible(1026, mesh, 'train.batch_size')
+  batching.check_sizes(4, batch_size=1024, microbatches=2, chunk=4096, eval_microbatches=8)
+  with pytest.raises(errors.ConfigError, match=r'train.batch_size=1026 .* 4 devices; use a positive multiple of 4'):
+    batching.check_sizes(4, batch_size=1026)
+  with pytest.raises(errors.ConfigError, match=r'eval.chunk=1002 .* 4 devices'):
+    batching.check_sizes(4, chunk=1002)
+  with pytest.raises(errors.ConfigError, match=r'leaves 256 per device.*train.microbatches=3'):
+    batching.check_sizes(4, batch_size=1024, microbatches=3)
+  with pytest.raises(errors.ConfigError, match=r'train.batch_size=1024 exceeds the 1000 items'):
+    batching.check_sizes(1, batch_size=1024, pool=1000)

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from nerf_jax import checkpoint, tasks, train
+from nerf_jax import batching, errors, tasks, train
 from tests.conftest import small_fit_config, small_nerf_config
 
 
@@ -54,9 +54,9 @@ def test_checkpoints_keep_the_last_few(spheres_root, tmp_path):
 
 def test_resume_refuses_a_different_model_and_keeps_the_checkpoint(spheres_root, tmp_path):
   train.train_and_evaluate(small_fit_config(spheres_root, **{'train.steps': 30}), str(tmp_path))
-  with pytest.raises(checkpoint.CheckpointError, match=r'model\.width: 64 \(saved\) != 32'):
+  with pytest.raises(errors.CheckpointError, match=r'model\.width: 64 \(saved\) != 32'):
     train.train_and_evaluate(small_fit_config(spheres_root, **{'model.width': 32}), str(tmp_path))
-  with pytest.raises(checkpoint.CheckpointError, match='train.resume is False'):
+  with pytest.raises(errors.CheckpointError, match='train.resume is False'):
     train.train_and_evaluate(small_fit_config(spheres_root, **{'train.resume': False}), str(tmp_path))
   assert os.listdir(tmp_path / 'checkpoints') == ['30']
   with open(tmp_path / 'config.json') as f:
@@ -65,7 +65,7 @@ def test_resume_refuses_a_different_model_and_keeps_the_checkpoint(spheres_root,
 
 def test_evaluate_writes_metrics_and_image(spheres_root, tmp_path):
   config = small_fit_config(spheres_root, **{'train.steps': 30})
-  with pytest.raises(checkpoint.CheckpointError, match='No checkpoint'):
+  with pytest.raises(errors.CheckpointError, match='No checkpoint'):
     train.evaluate_checkpoint(config, str(tmp_path))
   train.train_and_evaluate(config, str(tmp_path))
   result = train.evaluate_checkpoint(config, str(tmp_path))
@@ -81,7 +81,7 @@ def test_evaluate_writes_metrics_and_image(spheres_root, tmp_path):
 
 def test_nan_loss_stops_without_saving(spheres_root, tmp_path):
   config = small_fit_config(spheres_root, **{'train.lr': 1e30, 'train.steps': 30})
-  with pytest.raises(train.NonFiniteLossError, match='at step'):
+  with pytest.raises(errors.NonFiniteLossError, match='at step'):
     train.train_and_evaluate(config, str(tmp_path))
   assert not os.listdir(tmp_path / 'checkpoints')
 
@@ -103,7 +103,8 @@ def test_training_iteration_compiles_once_and_donates_the_state(spheres_root):
   task = tasks.make_task(config)
   state = train.create_train_state(config, task)
   data = train.parallel.put(task.train_data(), train.parallel.replicated(train.parallel.make_mesh()))
-  iteration = train.make_train_iteration(task, config.train.microbatches)
+  iteration = train.make_train_iteration(task, batching.BatchPlan.from_config(config.train),
+                                         config.train.microbatches)
   for _ in range(4):
     old = state
     state, _ = iteration(state, data)
@@ -115,7 +116,7 @@ def test_microbatches_give_the_same_update(spheres_root):
   config = small_fit_config(spheres_root)
   task = tasks.make_task(config)
   data = jax.device_put(task.train_data())
-  batch = task.sample_batch(data, jax.random.PRNGKey(0), 0)
+  batch = task.sample_batch(data, jax.random.PRNGKey(0), 0, batching.BatchPlan.from_config(config.train))
   whole, m1 = train.train_step(train.create_train_state(config, task), batch, loss_fn=task.loss)
   parts, m4 = train.train_step(train.create_train_state(config, task), batch, loss_fn=task.loss,
                                microbatches=4)

@@ -1,19 +1,25 @@
-"""Scene datasets. Every scene is read through the Blender format; built-in scenes are rendered first.
+"""Scene datasets by format: data.format picks a loader from FORMATS.
 
-The registry is explicit: `generated.GENERATED_SCENES` names the scenes the project renders itself;
-any other scene name is looked up on disk under `data.root`.
+A loader is `load(data_config, split, views=None) -> SceneSplit` (views: frame indices, all when None);
+a new format is a file of its own plus one `FORMATS.register` line below. The built-in scenes
+(generated.GENERATED_SCENES, e.g. 'spheres') are rendered on first use in the Blender format.
 """
 
 from nerf_jax.datasets import blender, generated
-from nerf_jax.datasets.blender import DatasetError, SceneSplit
+from nerf_jax.datasets.scene import SceneSplit
+from nerf_jax.errors import DatasetError
+from nerf_jax.registry import Registry
+
+FORMATS = Registry('dataset format', 'data.format')
+FORMATS.register('blender', blender.load)
 
 
 def load_split(data_config, split, views=None):
-  """Loads `split` of the scene `data_config.scene` under `data_config.root` (see blender.load_split)."""
-  generated.ensure_scene(data_config.root, data_config.scene)
-  return blender.load_split(data_config.root, data_config.scene, split,
-                            input_ratio=data_config.input_ratio, white_bkgd=data_config.white_bkgd,
-                            views=views)
+  """Split `split` of the scene data_config names, read by the loader of data_config.format."""
+  load = FORMATS.get(data_config.format)
+  if data_config.format == 'blender':
+    generated.ensure_scene(data_config.root, data_config.scene)
+  return load(data_config, split, views)
 
 
-__all__ = ['DatasetError', 'SceneSplit', 'load_split']
+__all__ = ['DatasetError', 'FORMATS', 'SceneSplit', 'load_split']

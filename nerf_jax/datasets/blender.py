@@ -4,45 +4,20 @@ Poses in transforms_*.json are camera-to-world matrices with the camera looking 
 up (OpenGL / Blender), which is how they are returned: nothing here inverts or flips them.
 """
 
-import dataclasses
 import json
 import os
 
 import imageio.v3 as iio
 import numpy as np
 
+from nerf_jax.camera import centred_intrinsics
+from nerf_jax.datasets.scene import SceneSplit
+from nerf_jax.errors import DatasetError
+
 DOWNLOAD_HINT = (
     'The NeRF synthetic scenes (lego, ...) come from the NeRF authors\' "nerf_synthetic" archive '
     '(https://github.com/bmild/nerf, "Data"); unzip it and pass the folder that holds the scene folders '
     'with --config.data.root=PATH. The built-in scene needs no download: configs/demo.py.')
-
-
-class DatasetError(ValueError):
-  """Missing or malformed scene data; the message says what is wrong and how to fix it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SceneSplit:
-  """One split of a scene, images already composited and resized.
-
-  images: float32 [num_views, height, width, 3] in [0, 1]
-  alphas: float32 [num_views, height, width] in [0, 1]
-  poses: float32 [num_views, 4, 4] camera-to-world
-  focal: focal length in pixels at this resolution
-  """
-  images: np.ndarray
-  alphas: np.ndarray
-  poses: np.ndarray
-  focal: float
-  names: tuple
-
-  @property
-  def height(self):
-    return self.images.shape[1]
-
-  @property
-  def width(self):
-    return self.images.shape[2]
 
 
 def composite_on_white(rgba):
@@ -155,7 +130,15 @@ def load_split(root, scene, split, *, input_ratio=1.0, white_bkgd=True, views=No
     alphas.append(image[..., 3])
     poses.append(np.asarray(frames[v]['transform_matrix'], np.float32))
     names.append(os.path.basename(frames[v]['file_path']))
-  width = images[0].shape[1]
+  height, width = images[0].shape[:2]
   focal = 0.5 * width / np.tan(0.5 * float(meta['camera_angle_x']))
-  return SceneSplit(images=np.stack(images).astype(np.float32), alphas=np.stack(alphas).astype(np.float32),
-                    poses=np.stack(poses), focal=float(focal), names=tuple(names))
+  intrinsics = np.tile(centred_intrinsics(focal, height, width), (len(images), 1))
+  return SceneSplit(images=np.stack(images).astype(np.float32), poses=np.stack(poses),
+                    intrinsics=intrinsics, names=tuple(names),
+                    alphas=np.stack(alphas).astype(np.float32))
+
+
+def load(data_config, split, views=None):
+  """The 'blender' format: split `split` of data_config.scene under data_config.root (load_split)."""
+  return load_split(data_config.root, data_config.scene, split, input_ratio=data_config.input_ratio,
+                    white_bkgd=data_config.white_bkgd, views=views)

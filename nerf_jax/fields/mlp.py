@@ -1,0 +1,59 @@
+"""NeRF's MLP field: (point, view direction) -> (rgb, density), on any encodings."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from nerf_jax.fields.layers import compute_dtype, dense
+
+
+class NerfMLP(nn.Module):
+  """depth x width ReLU trunk on the encoded point, the encoded input concatenated again after layer
+  `skip` + 1 (the paper's skip into the fifth layer), density from the trunk, colour from a width_view
+  layer that also sees the encoded view direction.
+
+  encoding, dir_encoding: modules mapping float32 [..., 3] to float32 [..., features] (fields.ENCODINGS).
+  """
+  encoding: nn.Module
+  dir_encoding: nn.Module
+  width: int = 256
+  depth: int = 8
+  skip: int = 4
+  width_view: int = 128
+  # Density = softplus(raw + density_bias). A ReLU density that starts negative has zero gradient and
+  # never recovers (all-zero opacity, a dead network). Softplus is positive with a non-zero gradient
+  # everywhere, and at initialisation (raw ~ 0) gives softplus(-1) = 0.31: every ray starts partly
+  # opaque, so every sample gets a gradient. (mip-NeRF made the same choice.)
+  density_bias: float = -1.0
+  dtype: Any = jnp.float32  # the matrix products' dtype; parameters stay float32
+
+  @nn.compact
+  def __call__(self, points, viewdirs):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit -> rgb [..., S, 3], sigma [..., S].
+
+    Outputs are float32 whatever `dtype` is: transmittance multiplies S terms, too many for bfloat16.
+    """
+    layer = lambda features, name, **kw: dense(features, self.dtype, name=name, **kw)
+    inputs = self.encoding(points)
+    x = inputs
+    for i in range(self.depth):
+      x = nn.relu(layer(self.width, f'trunk_{i}')(x))
+      if i == self.skip:
+        x = jnp.concatenate([inputs, x], axis=-1)
+    raw_sigma = layer(1, 'density')(x)[..., 0]
+    sigma = nn.softplus(raw_sigma + self.density_bias)
+    features = layer(self.width, 'features')(x)
+    # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and
+    # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
+    directions = self.dir_encoding(viewdirs)
+    hidden = (layer(self.width_view, 'view_features')(features)
+              + layer(self.width_view, 'view_dirs', use_bias=False)(directions)[..., None, :])
+    rgb = nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden)))
+    return rgb, sigma
+
+
+def build(model_config, encoding, dir_encoding):
+  m = model_config
+  return NerfMLP(encoding=encoding, dir_encoding=dir_encoding, width=m.width, depth=m.depth, skip=m.skip,
+                 width_view=m.width_view, dtype=compute_dtype(m.dtype))

@@ -1,0 +1,22 @@
+"""Tasks by name: config.task picks one from TASKS.
+
+A task is a tasks.base.Task subclass built as `Task(config.data, config.model, config.loss)`; a new one
+is a file of its own plus one `TASKS.register` line below (docs/extending.md).
+"""
+
+from nerf_jax.registry import Registry
+from nerf_jax.tasks import image_fit, nerf
+from nerf_jax.tasks.base import EvalView, Task, select_views
+
+TASKS = Registry('task', 'task')
+TASKS.register('img_fit', image_fit.ImageFitTask)
+TASKS.register('nerf', nerf.NerfTask)
+
+
+def make_task(config, **data):
+  """The task config.task names, with its data loaded. data: keyword arguments for the task's
+  constructor that replace reading the data (benchmarks: scene=..., image=...)."""
+  return TASKS.get(config.task)(config.data, config.model, config.loss, **data)
+
+
+__all__ = ['EvalView', 'TASKS', 'Task', 'make_task', 'select_views']

@@ -1,0 +1,130 @@
+"""The task contract: every hook the trainer, evaluation, the debugging modes and rendering call.
+
+One trainer serves every task. A task owns its data, model and loss; the trainer owns the loop, the
+optimiser, checkpoints and logs. A task is built from config.data, config.model and config.loss only;
+trainer settings reach it as arguments (a BatchPlan), never by reading config.train. Methods marked
+(jittable) run under jit and must be pure. Hooks with a default need overriding only where the task has
+something to say; shared code calls them unconditionally and never asks which task it has.
+"""
+
+import abc
+from typing import Any, Iterator, NamedTuple
+
+import jax
+import numpy as np
+
+from nerf_jax import flops
+from nerf_jax.errors import ConfigError
+
+
+class EvalView(NamedTuple):
+  """One view to evaluate: its name, the model inputs for every pixel and the ground truth.
+
+  inputs: pytree of arrays with leading axis height * width; target: float32 [height, width, 3].
+  """
+  name: str
+  inputs: Any
+  target: np.ndarray
+
+
+def select_views(num_views, views):
+  """Indices chosen by a [start, stop, step] selection (the original framework's `cams`).
+
+  stop = -1 means through the last view. Returns a list of ints.
+  """
+  start, stop, step = views
+  stop = num_views if stop == -1 else min(stop, num_views)
+  return list(range(start, stop, step))
+
+
+class Task(abc.ABC):
+  """Base class of every task (tasks.TASKS). Subclasses set `model` and `name` in __init__.
+
+  name: the registry name (config.task), for messages; item: what one batch item is ('ray', 'pixel').
+  """
+  name: str = 'task'
+  item: str = 'item'
+  train_split: str = 'train'  # the split train_data comes from (subclasses set it from data.split)
+  model: Any  # a flax.linen.Module; its apply is what the TrainState holds
+
+  # --- training (the trainer) ---
+
+  @abc.abstractmethod
+  def init_inputs(self) -> Any:
+    """Inputs of the right structure to initialise the model's parameters."""
+
+  @abc.abstractmethod
+  def train_data(self) -> Any:
+    """Pytree of arrays the steps sample from; placed on every device once."""
+
+  @abc.abstractmethod
+  def pool_size(self, plan) -> int:
+    """How many items one step can draw from under `plan` (batching.check_sizes holds the batch to it)."""
+
+  @abc.abstractmethod
+  def sample_batch(self, data, key, step, plan) -> Any:
+    """The step's global batch of plan.batch_size items drawn from `data` (jittable; depends only on
+    key, step and plan). Leaves have a leading batch axis; any randomness the loss needs travels in the
+    batch, per item, so any split of the batch (devices, microbatches) computes the same thing."""
+
+  @abc.abstractmethod
+  def loss(self, params, batch, step) -> tuple:
+    """(scalar loss, {name: scalar metric}), a mean over the batch (jittable, deterministic). `step`
+    (int32 []) lets a term anneal its weight."""
+
+  def alarms(self, metrics, step, plan) -> dict:
+    """{alarm name: message, or None while all is well} from a step's fetched metrics (floats).
+
+    The trainer logs each as train/<name> (1 firing, 0 not) and prints its message once per run.
+    """
+    del metrics, step, plan
+    return {}
+
+  # --- evaluation and rendering ---
+
+  @abc.abstractmethod
+  def predict(self, params, inputs) -> dict:
+    """Per-pixel outputs ({'rgb': [n, 3], ...}) for a chunk of inputs (jittable, deterministic)."""
+
+  @abc.abstractmethod
+  def eval_views(self, split, views) -> Iterator[EvalView]:
+    """The views of `split` chosen by the [start, stop, step] selection `views`."""
+
+  @abc.abstractmethod
+  def num_views(self, split) -> int:
+    """How many views `split` has (for saying when an evaluation used a subset)."""
+
+  def extra_images(self, outputs) -> dict:
+    """{suffix: float [H, W] in [0, 1]} maps worth saving beside a view's prediction, from the outputs
+    of predict reshaped to [H, W, ...]. Rendering writes a video of extra_images()['depth'] if present."""
+    del outputs
+    return {}
+
+  def densities(self, params):
+    """Densities worth a histogram in the logs (float array of any shape), or None."""
+    del params
+    return None
+
+  def camera_path(self, render_config) -> np.ndarray:
+    """Camera-to-world poses (float32 [frames, 4, 4]) for --mode render."""
+    raise ConfigError(f'--mode render needs a task with cameras; config.task={self.name!r} has no camera '
+                      f'to move.')
+
+  def view_from_pose(self, name, pose) -> EvalView:
+    """An EvalView of every pixel seen from `pose` (float32 [4, 4] camera-to-world), no ground truth."""
+    del name, pose
+    raise ConfigError(f'config.task={self.name!r} cannot render from an arbitrary camera pose.')
+
+  # --- the debugging modes ---
+
+  def forward_flops(self, params) -> float:
+    """Forward FLOPs of the matrix products of predict, per item, counted from its jaxpr."""
+    view = next(self.eval_views(self.train_split, (0, 1, 1)))
+    inputs = jax.tree_util.tree_map(lambda x: np.asarray(x)[:8], view.inputs)
+    return flops.product_flops(self.predict, params, inputs) / 8
+
+  def inspect(self, params, predict) -> tuple:
+    """(report dict, problems) a task adds to --mode network; predict(params, inputs) -> outputs
+    renders any number of inputs in chunks."""
+    del params, predict
+    return {}, []

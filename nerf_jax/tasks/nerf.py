@@ -1,0 +1,174 @@
+"""The NeRF task: scenes of any format, rays sampled on the device, coarse + fine rendering loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nerf_jax import batching, camera, datasets, fields, losses, metrics, sampling, video
+from nerf_jax.errors import ConfigError
+from nerf_jax.models import NeRF
+from nerf_jax.tasks.base import EvalView, Task, select_views
+
+BATCHING = ('all_images', 'single_image')
+
+
+def build_model(data_config, model_config):
+  m = model_config
+  return NeRF(coarse=fields.build_field(m), fine=fields.build_field(m), num_coarse=m.num_coarse,
+              num_fine=m.num_fine, near=data_config.near, far=data_config.far,
+              white_bkgd=data_config.white_bkgd)
+
+
+class NerfTask(Task):
+  """Trains on split `data.split`; evaluates views of any split from the fine network.
+
+  scene: a SceneSplit to train on instead of reading `data.split` (benchmarks).
+  """
+  name = 'nerf'
+  item = 'ray'
+
+  def __init__(self, data_config, model_config, loss_config, scene=None):
+    if data_config.batching not in BATCHING:
+      raise ConfigError(f'data.batching must be one of {BATCHING}, got {data_config.batching!r}.')
+    self.data_config = data_config
+    self.train_split = data_config.split
+    self.model = build_model(data_config, model_config)
+    self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
+    self.scene = datasets.load_split(data_config, data_config.split) if scene is None else scene
+    self._splits = {data_config.split: self.scene}
+
+  def init_inputs(self):
+    return camera.image_rays(jnp.eye(4), camera.centred_intrinsics(1.0, 1, 1), 1, 1)
+
+  def train_data(self):
+    """{'images': float32 [N, H, W, 3], 'poses': float32 [N, 4, 4], 'intrinsics': float32 [N, 4]}:
+    rays are made per step from these."""
+    return {'images': self.scene.images, 'poses': self.scene.poses, 'intrinsics': self.scene.intrinsics}
+
+  def pool_size(self, plan):
+    images, height, width = self.scene.images.shape[:3]
+    return height * width * (images if self.data_config.batching == 'all_images' else 1)
+
+  def sample_batch(self, data, key, step, plan):
+    """{'rays': Rays [B], 'rgb': [B, 3], 'keys': uint32 [B, 2]}: the step's rays and one PRNG key each.
+
+    Per-ray keys make the stratified and hierarchical jitter a property of the ray, not of the batch's
+    shape, so any split of the batch (devices, processes, microbatches) samples the same depths.
+    """
+    pixel_key, jitter_key = jax.random.split(key)
+    num_images, height, width = data['images'].shape[:3]
+    image, rows, cols = batching.pixel_batch(
+        pixel_key, step, num_images, height, width, plan.batch_size,
+        all_images=self.data_config.batching == 'all_images', precrop_steps=plan.precrop_steps,
+        precrop_frac=plan.precrop_frac)
+    rays = camera.rays_from_pixels(data['poses'][image], data['intrinsics'][image], rows, cols)
+    return {'rays': rays, 'rgb': data['images'][image, rows, cols],
+            'keys': jax.random.split(jitter_key, plan.batch_size)}
+
+  def loss(self, params, batch, step):
+    coarse, fine = self.model.apply(params, batch['rays'], batch['keys'])
+    mse_coarse = metrics.mse(coarse.rgb, batch['rgb'])
+    mse_fine = metrics.mse(fine.rgb, batch['rgb'])
+    total = mse_coarse + mse_fine
+    aux = {'psnr': metrics.psnr_from_mse(mse_fine), 'psnr_coarse': metrics.psnr_from_mse(mse_coarse),
+           'acc': jnp.mean(fine.acc)}
+    renders = {'coarse': coarse, 'fine': fine}
+    for name, term in self.loss_terms.items():
+      aux[f'loss_{name}'] = term(renders, batch, step)
+      total = total + aux[f'loss_{name}']
+    return total, aux
+
+  def alarms(self, metrics, step, plan):
+    """opacity_collapsed: the batch's mean opacity has fallen to ~0 once precrop is over, so the
+    network has learnt to see nothing (often the dead-density failure after the crop's easy start)."""
+    collapsed = step > plan.precrop_steps and float(metrics['acc']) < 0.01
+    message = (f'at step {step} the mean opacity of the batch is {metrics["acc"]:.2g}: the network sees '
+               f'nothing (collapsed or dead density). Check --mode network and the density activation; '
+               f'lower train.lr or lengthen train.precrop_steps.')
+    return {'opacity_collapsed': message if collapsed else None}
+
+  def predict(self, params, rays):
+    _, fine = self.model.apply(params, rays, None)
+    return {'rgb': fine.rgb, 'depth': fine.depth, 'acc': fine.acc}
+
+  def densities(self, params):
+    """Fine-field densities at the coarse bin centres along the centre row of view 0 of the training
+    split: float32 [width, num_coarse], for the density histogram."""
+    view = next(self.eval_views(self.train_split, (0, 1, 1)))
+    height, width = view.target.shape[:2]
+    rays = jax.tree_util.tree_map(lambda x: x.reshape(height, width, -1)[height // 2], view.inputs)
+    m = self.model
+    z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,))
+    points = rays.origins[:, None, :] + z_vals[..., None] * rays.directions[:, None, :]
+    _, sigma = m.apply(params, points, rays.viewdirs, method=lambda module, p, d: module.fine(p, d))
+    return np.asarray(sigma)
+
+  def split(self, name):
+    if name not in self._splits:
+      self._splits[name] = datasets.load_split(self.data_config, name)
+    return self._splits[name]
+
+  def eval_views(self, split, views=(0, -1, 1)):
+    scene = self.split(split)
+    for i in select_views(len(scene.names), views):
+      rays = camera.image_rays(scene.poses[i], scene.intrinsics[i], scene.height, scene.width)
+      yield EvalView(f'{split}_{i:03d}', _flat(rays), scene.images[i])
+
+  def view_from_pose(self, name, pose):
+    """Every pixel seen from `pose` with the training split's first camera (size and intrinsics); the
+    target is black (a pose has no ground truth)."""
+    scene = self.scene
+    rays = camera.image_rays(pose, scene.intrinsics[0], scene.height, scene.width)
+    return EvalView(name, _flat(rays), np.zeros((scene.height, scene.width, 3), np.float32))
+
+  def camera_path(self, render_config):
+    """An orbit around the origin (Blender scenes: +Z up) at render.elevation degrees, radius
+    render.radius or the training cameras' mean distance."""
+    if self.scene.layout != 'inward':
+      raise ConfigError(f'--mode render orbits scenes whose cameras look inwards; this one is '
+                        f'{self.scene.layout!r}-facing and has no camera path yet.')
+    c = render_config
+    return video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
+
+  def num_views(self, split):
+    return len(self.split(split).names)
+
+  def extra_images(self, outputs):
+    """Depth (near = white, far or empty = black) and opacity maps: float [H, W] in [0, 1]."""
+    near, far = self.data_config.near, self.data_config.far
+    # Where nothing was hit the expected depth is ~0; show it as far (black), not as near.
+    depth = np.where(outputs['acc'] > 0.5, outputs['depth'] / np.maximum(outputs['acc'], 1e-6), far)
+    depth = np.clip((far - depth) / (far - near), 0.0, 1.0)
+    return {'depth': depth, 'acc': np.clip(outputs['acc'], 0.0, 1.0)}
+
+  def inspect(self, params, predict):
+    """Opacity on rays from each training camera through its image centre (towards the object) and
+    its four corners (mostly background): a healthy network is neither transparent on the first (the
+    dead-density failure) nor opaque on all of them."""
+    scene = self.scene
+    h, w = scene.height, scene.width
+    rows = np.tile([h // 2, 0, 0, h - 1, h - 1], len(scene.poses))
+    cols = np.tile([w // 2, 0, w - 1, 0, w - 1], len(scene.poses))
+    views = np.repeat(np.arange(len(scene.poses)), 5)
+    rays = camera.rays_from_pixels(scene.poses[views], scene.intrinsics[views], rows, cols)
+    acc = predict(params, jax.device_get(rays))['acc'].reshape(-1, 5)
+    centre, corners = acc[:, 0], acc[:, 1:]
+    report = {'opacity_centre_rays': round(float(centre.mean()), 4),
+              'opacity_corner_rays': round(float(corners.mean()), 4)}
+    problems = []
+    if centre.max() < 0.01:
+      problems.append(
+          f'DEAD DENSITY: opacity is ~0 on every ray through the scene centre (max {centre.max():.2g}). '
+          f'The density output is <= 0 everywhere, so no gradient reaches it and it will not recover: '
+          f'check the density activation and its bias (nerf_jax keeps softplus(raw - 1)).')
+    if min(centre.min(), corners.min()) > 0.99:
+      problems.append(
+          f'OPAQUE EVERYWHERE: opacity is ~1 on every ray, background corners included (min '
+          f'{min(centre.min(), corners.min()):.3f}): the density is too large everywhere, or far is '
+          f'beyond the scene so the last interval fills every ray.')
+    return report, problems
+
+
+def _flat(rays):
+  """Rays [H, W, 3] -> numpy Rays [H * W, 3]."""
+  return jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, x.shape[-1]), rays)
