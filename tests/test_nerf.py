@@ -104,3 +104,14 @@ def test_nerf_resume_across_the_precrop_switch_is_exact(spheres_root, tmp_path):
   resumed = train.train_and_evaluate(small_nerf_config(spheres_root, **settings), str(tmp_path / 'b'))
   for a, b in zip(jax.tree_util.tree_leaves(straight.params), jax.tree_util.tree_leaves(resumed.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_larger_than_its_pool_is_a_config_error(spheres_root):
+  # One 32x32 image a step: 1024 pixels, 256 inside the precrop box (half of each side).
+  plan = lambda **kw: batching.BatchPlan(**{'batch_size': 512, **kw})
+  task = tasks.make_task(small_nerf_config(spheres_root, **{'data.batching': 'single_image'}))
+  train.make_train_iteration(task, plan())
+  with pytest.raises(errors.ConfigError, match='train.batch_size=512 exceeds the 256 items'):
+    train.make_train_iteration(task, plan(precrop_steps=10, precrop_frac=0.5))
+  with pytest.raises(errors.ConfigError, match='train.batch_size=2048 exceeds the 1024 items'):
+    train.make_train_iteration(task, plan(batch_size=2048))

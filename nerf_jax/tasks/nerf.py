@@ -46,7 +46,10 @@ class NerfTask(Task):
     return {'images': self.scene.images, 'poses': self.scene.poses, 'intrinsics': self.scene.intrinsics}
 
   def pool_size(self, plan):
+    """Pixels a step draws from: every image's or one image's, the central crop's during precrop."""
     images, height, width = self.scene.images.shape[:3]
+    if plan.precrop_steps > 0:
+      _, height, _, width = batching.crop_box(height, width, plan.precrop_frac)
     return height * width * (images if self.data_config.batching == 'all_images' else 1)
 
   def sample_batch(self, data, key, step, plan):
