@@ -18,10 +18,12 @@ from nerf_jax.errors import CheckpointError
 # shapes or what the data is, only how long and how verbosely the run goes on, and where. The state
 # is replicated and the batches do not depend on the device count, so a run may resume on other devices.
 # model.dtype changes only the products' precision (parameters are float32 either way): a float32 run
-# may be evaluated or continued in bfloat16 and back.
+# may be evaluated or continued in bfloat16 and back. Loss terms change what the next steps optimise,
+# not the state's shape: a regulariser may be switched on to fine-tune a run. (train.optimizer is not
+# safe: clipping, another optimiser or parameter groups change the optimiser state's layout.)
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
-                  'train.microbatches', 'model.dtype', 'eval.', 'render.', 'distributed.')
+                  'train.microbatches', 'model.dtype', 'loss.', 'eval.', 'render.', 'distributed.')
 
 # Keys added to the config after runs were saved without them, with the value that reproduces what those
 # runs did: a saved config.json lacking one is read as holding this value, so older runs still resume

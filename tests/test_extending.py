@@ -42,7 +42,8 @@ def _is_new(path):
 
 def _load(path, code, config):
   """Runs one block the way the guide means it: a new module, a registry line in an existing module of
-  nerf_jax (run in that module's namespace), or config keys (run against `config`)."""
+  nerf_jax (run in that module's namespace), or config keys (run against `config`). Returns the name
+  of the module it made, or None."""
   if path == 'configs/default.py':
     exec(code, {'config': config})
   elif _is_new(path):
@@ -53,6 +54,7 @@ def _load(path, code, config):
     exec(compile(code, module.__file__, 'exec'), module.__dict__)
     parent, _, leaf = name.rpartition('.')
     setattr(sys.modules[parent], leaf, module)
+    return name
   else:
     module = sys.modules[path[:-len('.py')].replace('/', '.').removesuffix('.__init__')]
     exec(code, dict(vars(module)))
@@ -62,11 +64,8 @@ def _load(path, code, config):
 def extended():
   """The guide's four examples registered; a config builder that has their keys. Undone afterwards."""
   before = [dict(r._entries) for r in REGISTRIES]
-  modules = set(sys.modules)
   keys = default.get_config()
-  for blocks in guide_sections().values():
-    for path, code in blocks:
-      _load(path, code, keys)
+  made = [_load(path, code, keys) for blocks in guide_sections().values() for path, code in blocks]
 
   def with_keys(config, **values):
     config = config.copy_and_resolve_references()
@@ -79,10 +78,9 @@ def extended():
   yield with_keys
   for registry, entries in zip(REGISTRIES, before):
     registry._entries = entries
-  for name in set(sys.modules) - modules:
+  for name in filter(None, made):
     parent, _, leaf = name.rpartition('.')
-    if parent in sys.modules and getattr(sys.modules[parent], leaf, None) is sys.modules[name]:
-      delattr(sys.modules[parent], leaf)
+    delattr(sys.modules[parent], leaf)
     del sys.modules[name]
 
 
