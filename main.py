@@ -9,7 +9,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nerf_jax import checks, errors, parallel, tasks, train, video
+import jax
+
+from nerf_jax import checkpoint, checks, config_checks, errors, parallel, tasks, train, video
 
 FLAGS = flags.FLAGS
 MODES = ['train', 'evaluate', 'render', 'dataset', 'network']
@@ -34,16 +36,30 @@ def define_flags(flag_values, argv=None):
 define_flags(FLAGS)
 
 
+HELP = ('--help', '-h', '-?', '--helpshort', '--helpfull')
+
+
 def parse_flags(argv):
-  """absl's parsing, with an unknown config key reported in one line instead of a traceback."""
+  """absl's parsing, with every mistake reported in one line instead of a traceback: an unknown
+  config key, a config file that does not load. --help prints the flags and exits 0."""
+  if any(a in HELP for a in argv[1:]):
+    app.usage(shorthelp='--helpfull' not in argv, writeto_stdout=True, exitcode=0)
   try:
-    return FLAGS(argv)
+    remaining = FLAGS(argv)
+    FLAGS.config.task  # noqa: B018 (loads the file: a missing one fails only on first use)
   except (AttributeError, KeyError) as e:
     overrides = ' '.join(a for a in argv if a.startswith('--config.'))
     hint = str(e).strip('\'"').replace('\\n', ' ').replace('\\', '')
     sys.exit(f'Unknown config key in {overrides}: {hint}. Every key is listed in configs/default.py.')
   except flags.Error as e:
     sys.exit(f'{e}\nSee python main.py --helpfull.')
+  except Exception as e:  # noqa: BLE001 (a config file that does not load: OSError, SyntaxError, ...)
+    path = next((a.split('=', 1)[1] if '=' in a else argv[i + 2] for i, a in enumerate(argv[1:])
+                 if a.split('=')[0] == '--config' and ('=' in a or i + 2 < len(argv))), '?')
+    reason = ' '.join(str(e.__cause__ or e).split())
+    sys.exit(f'error: the config file {path!r} could not be loaded ({reason[-200:]}); the configs are '
+             f'the .py files in configs/, e.g. configs/demo.py.')
+  return remaining
 
 
 def main(argv):
@@ -54,6 +70,7 @@ def main(argv):
   workdir = FLAGS.workdir or train.default_workdir(config)
   try:
     parallel.initialize(config.distributed)
+    config_checks.validate(config, jax.device_count())  # every mode: nonsense stops before any work
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, workdir)
     elif FLAGS.mode == 'evaluate':
@@ -77,6 +94,7 @@ def main(argv):
 
 
 def render(config, workdir):
+  checkpoint.require_run(workdir)  # before loading any data: a mistyped workdir fails at once
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
   out_dir = os.path.join(os.path.abspath(workdir), 'render', f'step{int(state.step)}')

@@ -49,6 +49,7 @@ def get_config():
   train.lr_decay_rate = 0.1
   train.seed = 0  # parameter initialisation and every step's randomness
   train.log_every = 100  # steps between tensorboard scalars
+  train.progress_every_s = 30.0  # output that is not a terminal: a progress line this often (seconds)
   train.eval_every = 1000  # steps between evaluations logged to tensorboard (0: only at the end)
   train.checkpoint_every = 1000  # steps between checkpoints (and at the end)
   train.keep_checkpoints = 3  # the newest checkpoints kept; older ones are removed as new ones land

@@ -34,30 +34,38 @@ class BatchPlan:
     return cls(batch_size=t.batch_size, precrop_steps=t.precrop_steps, precrop_frac=t.precrop_frac)
 
 
-def check_sizes(num_devices, *, batch_size=None, microbatches=1, pool=None, chunk=None,
-                eval_microbatches=1):
-  """Every rule tying batch sizes to devices, microbatches and the data, in one place.
+def size_problems(num_devices, *, batch_size=None, microbatches=1, pool=None, chunk=None,
+                  eval_microbatches=1):
+  """Every rule tying batch sizes to devices, microbatches and the data, in one place: a list of
+  messages naming the key to change (empty when all hold).
 
-  Raises ConfigError naming the key to change. Checks what is given: the training batch
-  (train.batch_size over `num_devices`, each device's share into train.microbatches parts, no more
-  than the `pool` of items a step can draw from) and the rendering chunk (eval.chunk, likewise with
-  eval.microbatches).
+  Checks what is given: the training batch (train.batch_size over `num_devices`, each device's share
+  into train.microbatches parts, no more than the `pool` of items a step can draw from) and the
+  rendering chunk (eval.chunk, likewise with eval.microbatches).
   """
+  problems = []
   for key, size, parts_key, parts in (('train.batch_size', batch_size, 'train.microbatches', microbatches),
                                       ('eval.chunk', chunk, 'eval.microbatches', eval_microbatches)):
     if size is None:
       continue
     if size < 1 or size % num_devices:
-      raise ConfigError(f'{key}={size} does not split evenly over {num_devices} devices; use a positive '
-                        f'multiple of {num_devices} (or run on fewer devices).')
-    per_device = size // num_devices
-    if parts < 1 or per_device % parts:
-      raise ConfigError(f'{key}={size} over {num_devices} device(s) leaves {per_device} per device, which '
-                        f'does not split into {parts_key}={parts} equal parts; make {key} a multiple of '
-                        f'{num_devices * max(parts, 1)} or change {parts_key}.')
+      problems.append(f'{key}={size} does not split evenly over {num_devices} devices; use a positive '
+                      f'multiple of {num_devices} (or run on fewer devices)')
+    elif parts < 1 or (size // num_devices) % parts:
+      problems.append(f'{key}={size} over {num_devices} device(s) leaves {size // num_devices} per device, '
+                      f'which does not split into {parts_key}={parts} equal parts; make {key} a multiple '
+                      f'of {num_devices * max(parts, 1)} or change {parts_key}')
   if batch_size is not None and pool is not None and batch_size > pool:
-    raise ConfigError(f'train.batch_size={batch_size} exceeds the {pool} items (rays, pixels) a step can '
-                      f'draw from; lower it.')
+    problems.append(f'train.batch_size={batch_size} exceeds the {pool} items (rays, pixels) a step can '
+                    f'draw from; lower it')
+  return problems
+
+
+def check_sizes(num_devices, **sizes):
+  """size_problems as a ConfigError listing every problem, or nothing when the sizes are right."""
+  problems = size_problems(num_devices, **sizes)
+  if problems:
+    raise ConfigError('; '.join(problems) + '.')
 
 
 def _mix(x):

@@ -5,7 +5,6 @@ with a config that changes what the checkpoint means (task, model, data) is refu
 keys listed; other changes (steps, intervals, evaluation) are allowed and reported.
 """
 
-import contextlib
 import json
 import os
 
@@ -21,7 +20,8 @@ from nerf_jax.errors import CheckpointError
 # may be evaluated or continued in bfloat16 and back. Loss terms change what the next steps optimise,
 # not the state's shape: a regulariser may be switched on to fine-tune a run. (train.optimizer is not
 # safe: clipping, another optimiser or parameter groups change the optimiser state's layout.)
-SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.eval_every',
+SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.progress_every_s',
+                  'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
                   'train.microbatches', 'model.dtype', 'loss.', 'eval.', 'render.', 'distributed.')
 
@@ -34,7 +34,7 @@ ADDED_KEYS = {
     'loss.terms': [],
     'train.optimizer.name': 'adam', 'train.optimizer.b1': 0.9, 'train.optimizer.b2': 0.999,
     'train.optimizer.eps': 1e-8, 'train.optimizer.clip_norm': 0.0, 'train.optimizer.clip_value': 0.0,
-    'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [],
+    'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [], 'train.progress_every_s': 30.0,
 }
 
 
@@ -61,21 +61,41 @@ def _as_plain_dict(config):
   return json.loads(config.to_json())
 
 
-class Checkpoints:
-  """Saves and restores a run's TrainState under workdir/checkpoints."""
+def require_run(workdir):
+  """Raises CheckpointError unless `workdir` holds a run's checkpoints folder (creates nothing)."""
+  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  if not os.path.isdir(directory):
+    raise CheckpointError(f'No checkpoint in {directory}: the folder does not exist. Check --workdir (it '
+                          f'must be the training run\'s), or train first.')
 
-  def __init__(self, workdir, config):
+
+class Checkpoints:
+  """Saves and restores a run's TrainState under workdir/checkpoints.
+
+  create=False opens an existing run only (evaluation, rendering): a workdir that does not exist is a
+  CheckpointError, and nothing is created there.
+  """
+
+  def __init__(self, workdir, config, create=True):
     self.workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self.workdir, 'checkpoints')
     self.config = config
-    try:
-      os.makedirs(self.workdir, exist_ok=True)
-    except OSError as e:
-      raise CheckpointError(f'Cannot create the workdir {self.workdir!r} ({e.strerror}); choose a '
-                            f'writable --workdir.') from e
-    if not os.access(self.workdir, os.W_OK):
-      raise CheckpointError(f'The workdir {self.workdir!r} is not writable; choose another --workdir.')
-    options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True)
+    if not create:
+      require_run(workdir)
+    else:
+      try:
+        os.makedirs(self.workdir, exist_ok=True)
+      except OSError as e:
+        raise CheckpointError(f'Cannot create the workdir {self.workdir!r} ({e.strerror}); choose a '
+                              f'writable --workdir.') from e
+      if not os.access(self.workdir, os.W_OK):
+        raise CheckpointError(f'The workdir {self.workdir!r} is not writable; choose another --workdir.')
+    # Saves are synchronous: a failed write surfaces at once, naming its own step, and no save is
+    # still in flight when an error or a signal ends the run (an asynchronous one that failed left a
+    # background thread that kept the process alive, and one in flight at exit was lost). The state is
+    # small (the paper model's parameters and Adam moments: 7 MB), so the step barely waits.
+    options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=create,
+                                           enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self):
@@ -115,30 +135,25 @@ class Checkpoints:
     return state.replace(**restored)
 
   def save(self, state):
-    """Saves `state` at its step (asynchronously; `wait` before reading it back).
+    """Saves `state` at its step; returns once it is complete on disk.
 
     orbax writes into a temporary folder and renames it when complete, so a process killed mid-save
-    leaves the previous checkpoint as the latest one.
+    leaves the previous checkpoint as the latest one. A write that fails is a CheckpointError naming
+    the step and the checkpoint that is still the latest.
     """
     step = int(state.step)
-    if step not in self.manager.all_steps():
-      with self._disk_errors(step):
-        self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
-
-  def wait(self):
-    with self._disk_errors(None):
-      self.manager.wait_until_finished()
-
-  @contextlib.contextmanager
-  def _disk_errors(self, step):
+    if step in self.manager.all_steps():
+      return
     try:
-      yield
-    except OSError as e:  # disk full, permissions changed under us, a vanished mount
-      latest = self.latest_step()
+      self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
+      self.manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 (disk full, permissions, a vanished mount: orbax wraps some)
+      self.manager.reload()  # forget the step that was not written
+      reason = e.strerror if isinstance(e, OSError) and e.strerror else f'{type(e).__name__}: {e}'
       raise CheckpointError(
-          f'Could not write checkpoint{"" if step is None else f" {step}"} in {self.directory}: '
-          f'{e.strerror or e}. The latest complete checkpoint ({latest}) is kept; free space or '
-          f'fix the folder, then run the same command to resume.') from e
+          f'Could not write checkpoint {step} in {self.directory} ({reason}). The latest complete '
+          f'checkpoint, step {self.latest_step()}, is kept; free space or fix the folder, then run the '
+          f'same command to resume from it.') from e
 
   def close(self):
     self.manager.close()

@@ -12,7 +12,6 @@ import re
 import jax
 import optax
 
-from nerf_jax.errors import ConfigError
 from nerf_jax.registry import Registry
 
 # name -> build(optimizer_config) -> the gradient transformation before the learning rate.
@@ -52,19 +51,8 @@ def make_optimizer(train_config):
   parameters whose path matches a regex their own learning rate (schedule x scale), e.g.
   (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate.
   """
-  c = train_config.optimizer
-  for key in ('clip_norm', 'clip_value', 'weight_decay'):
-    if c[key] < 0:
-      raise ConfigError(f'train.optimizer.{key} must be >= 0 (0 turns it off), got {c[key]}.')
+  c = train_config.optimizer  # its values' ranges are checked by config_checks.validate
   groups = tuple(tuple(g) for g in c.groups)
-  for group in groups:
-    if len(group) != 2 or not isinstance(group[0], str) or not isinstance(group[1], (int, float)):
-      raise ConfigError(f'train.optimizer.groups holds {group!r}; each entry is (regex, lr scale), e.g. '
-                        f'(("encoding", 10.0),).')
-    try:
-      re.compile(group[0])
-    except re.error as e:
-      raise ConfigError(f'train.optimizer.groups: {group[0]!r} is not a regular expression ({e}).') from e
   schedule = learning_rate_schedule(train_config)
   parts = []
   if c.clip_norm:

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from flax.training import train_state
-from tqdm import tqdm
 
-from nerf_jax import batching, checkpoint, evaluate, lpips, optim, parallel, summary, tasks
+from nerf_jax import batching, checkpoint, config_checks, evaluate, lpips, optim, parallel, summary, tasks
+from nerf_jax import progress as progress_lib
 from nerf_jax.errors import CheckpointError, Interrupted, NonFiniteLossError
 
 
@@ -100,15 +100,18 @@ def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-def _check_finite(metrics, step, params=None):
-  """Raises NonFiniteLossError if a metric (or, when given, a parameter) is NaN or Inf."""
+def _check_finite(metrics, step, ckpts, params=None):
+  """Raises NonFiniteLossError if a metric (or, when given, a parameter) is NaN or Inf, naming the
+  checkpoint that stays the latest (saves are synchronous: none is half-written behind it)."""
   bad = [f'{name} is {float(value)}' for name, value in metrics.items() if not math.isfinite(float(value))]
   if params is not None and not bool(_all_finite(params)):
     bad.append('a parameter is not finite')
   if bad:
+    latest = ckpts.latest_step()
+    kept = f'checkpoint {latest} is kept' if latest is not None else 'no checkpoint was saved before it'
     raise NonFiniteLossError(
-        f'{", ".join(bad)} at step {step}; training stopped without saving, and the last checkpoint '
-        f'(before this step) is kept. Lower train.lr or check the data.')
+        f'{", ".join(bad)} at step {step}; training stopped without saving, and {kept}. Lower '
+        f'train.lr, or check the data with --mode dataset.')
 
 
 def default_workdir(config):
@@ -158,6 +161,7 @@ def train_and_evaluate(config, workdir, mesh=None):
   TrainState. Raises Interrupted after saving when SIGINT or SIGTERM arrives.
   """
   mesh = parallel.make_mesh() if mesh is None else mesh
+  config_checks.validate(config, mesh.size)
   task = tasks.make_task(config)
   plan = batching.BatchPlan.from_config(config.train)
   iteration = make_train_iteration(task, plan, config.train.microbatches, mesh)
@@ -176,8 +180,7 @@ def train_and_evaluate(config, workdir, mesh=None):
           f'continue that run.')
     state = ckpts.restore(state, latest)
     _print(f'Resumed from step {latest} in {ckpts.directory}.')
-  start = int(state.step)
-  steps = config.train.steps
+  start, steps = int(state.step), config.train.steps
   if start >= steps:
     _print(f'Run in {ckpts.workdir} is already at step {start} >= train.steps={steps}: nothing to train. '
            f'Evaluate it with --mode evaluate, or raise --config.train.steps to train further.')
@@ -185,23 +188,41 @@ def train_and_evaluate(config, workdir, mesh=None):
     return state
 
   writer = summary.Summary(ckpts.workdir)
+  progress = progress_lib.Progress(steps, start, desc='train', enabled=parallel.is_main_process(),
+                                   every_s=config.train.progress_every_s)
+  try:
+    state = _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh)
+  except BaseException:
+    writer.close()
+    raise
+  finally:  # whatever ends the loop, no file, thread or bar is left open (a run must exit, not hang)
+    progress.close()
+    ckpts.close()
+  # The quick look used during training, on disk: the full protocol is --mode evaluate.
+  _write_evaluation(evaluator, ckpts.workdir, state, config.eval.train_split, config.eval.train_views,
+                    writer)
+  writer.close()
+  return state
+
+
+def _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh):
+  """Steps from state.step to train.steps with logs, evaluations and checkpoints; returns the state."""
+  steps = config.train.steps
   schedule = optim.learning_rate_schedule(config.train)
   data = parallel.put(task.train_data(), parallel.replicated(mesh))
-  bar = tqdm(total=steps, initial=start, desc='train', unit='step', dynamic_ncols=True,
-             disable=not parallel.is_main_process())
-  last_time, last_step = time.perf_counter(), start
+  last_time, last_step = time.perf_counter(), int(state.step)
   with _StopRequests() as stop:
     previous, warned = None, set()
-    for step in range(start + 1, steps + 1):
+    for step in range(int(state.step) + 1, steps + 1):
       state, metrics = iteration(state, data)
       # At most one step queued behind the running one: the devices never wait for Python, and the
       # queue of collectives stays short (an unbounded one deadlocked simulated CPU devices).
       jax.block_until_ready(previous)
       previous = metrics
-      bar.update(1)
+      progress.update(1)
       if step % config.train.log_every == 0 or step == steps:
         metrics = jax.device_get(metrics)
-        _check_finite(metrics, step)
+        _check_finite(metrics, step, ckpts)
         now = time.perf_counter()
         rate = (step - last_step) / (now - last_time)
         last_time, last_step = now, step
@@ -214,28 +235,17 @@ def train_and_evaluate(config, workdir, mesh=None):
           if message is not None and name not in warned:  # each alarm once a run: no flood in the log
             warned.add(name)
             _print(f'\nWARNING: {message}')
-        bar.set_postfix(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
+        progress.note(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
       signum = stop.pending()
       if step % config.train.checkpoint_every == 0 or step == steps or signum:
-        _check_finite(jax.device_get(metrics), step, state.params)  # never save NaN parameters
+        _check_finite(jax.device_get(metrics), step, ckpts, state.params)  # never save NaN parameters
         ckpts.save(state)
       if signum:
-        bar.close()
-        ckpts.wait()
-        ckpts.close()
-        writer.close()
         raise Interrupted(signum, step, ckpts.directory)
       if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
         result, images = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
         _log_evaluation(writer, task, state.params, result, images, step)
         last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
-  bar.close()
-  ckpts.wait()
-  ckpts.close()
-  # The quick look used during training, on disk: the full protocol is --mode evaluate.
-  _write_evaluation(evaluator, ckpts.workdir, state, config.eval.train_split, config.eval.train_views,
-                    writer)
-  writer.close()
   return state
 
 
@@ -275,10 +285,13 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
 
 def load_state(config, task, workdir, mesh=None, required=True):
   """(TrainState, where from): the latest checkpoint in `workdir`, checked against `config`; without
-  one, a CheckpointError when `required`, else the freshly initialised state."""
-  ckpts = checkpoint.Checkpoints(workdir, config)
+  one, a CheckpointError when `required`, else the freshly initialised state. Creates nothing in
+  `workdir` (a mistyped one stays absent)."""
+  state = create_train_state(config, task, mesh)
+  if not required and not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    return state, 'initialised (no checkpoint in the workdir)'
+  ckpts = checkpoint.Checkpoints(workdir, config, create=False)
   try:
-    state = create_train_state(config, task, mesh)
     if ckpts.latest_step() is None:
       if required:
         raise CheckpointError(
@@ -293,6 +306,8 @@ def load_state(config, task, workdir, mesh=None, required=True):
 def evaluate_checkpoint(config, workdir, mesh=None):
   """Evaluates the latest checkpoint in `workdir` on config.eval.split; returns the metrics dict."""
   mesh = parallel.make_mesh() if mesh is None else mesh
+  config_checks.validate(config, mesh.size)
+  checkpoint.require_run(workdir)  # before loading any data: a mistyped workdir fails at once
   task = tasks.make_task(config)
   state, _ = load_state(config, task, workdir, mesh)
   weights = None

@@ -4,9 +4,9 @@ import os
 
 import imageio.v3 as iio
 import numpy as np
-from tqdm import tqdm
 
 from nerf_jax import evaluate, parallel
+from nerf_jax.progress import Progress
 from nerf_jax.datasets.generated import look_at_pose
 from nerf_jax.errors import ConfigError
 
@@ -59,13 +59,15 @@ def render_orbit(task, params, render_config, out_dir, eval_config, mesh=None):
   poses = task.camera_path(c)
   evaluator = evaluate.Evaluator(task, eval_config.chunk, mesh, microbatches=eval_config.microbatches)
   colour, depth = [], []
-  for i, pose in enumerate(tqdm(poses, desc='render', unit='frame',
-                                disable=not parallel.is_main_process())):
+  progress = Progress(len(poses), desc='render', unit='frame', enabled=parallel.is_main_process())
+  for i, pose in enumerate(poses):
     outputs = evaluator.render(params, task.view_from_pose(f'orbit_{i:03d}', pose))
     colour.append(evaluate.to_uint8(outputs['rgb']))
     depth_map = task.extra_images(outputs).get('depth')
     if depth_map is not None:
       depth.append(np.repeat(evaluate.to_uint8(depth_map[..., None]), 3, axis=-1))
+    progress.update(1)
+  progress.close()
   if not parallel.is_main_process():
     return []
   os.makedirs(out_dir, exist_ok=True)

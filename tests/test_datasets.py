@@ -86,9 +86,9 @@ def test_missing_split_lists_what_exists(scene_copy):
 @pytest.mark.parametrize('content, message', [
     ('{"frames": [', 'not valid JSON'),
     ('{"frames": []}', 'camera_angle_x'),
-    ('{"camera_angle_x": 0.7, "frames": []}', 'no "frames"'),
+    ('{"camera_angle_x": 0.7, "frames": []}', 'empty "frames" list'),
     ('{"camera_angle_x": 0.7, "frames": [{"file_path": "./train/r_0", "transform_matrix": [[1, 0]]}]}',
-     'not 4x4'),
+     'not a 4x4 matrix'),
 ])
 def test_malformed_transforms_are_named(scene_copy, content, message):
   with open(os.path.join(scene_copy, 'copy', 'transforms_train.json'), 'w') as f:

@@ -47,7 +47,7 @@ def test_bad_config_values_are_named(spheres_root, tmp_path):
   code, out = run_main(*common, '--config.train.microbatches=3')
   assert code != 0 and 'train.microbatches=3' in out and 'Traceback' not in out
   code, out = run_main(*common, '--config.task=nerff')
-  assert code != 0 and "Unknown task 'nerff'" in out and 'Traceback' not in out
+  assert code != 0 and "task='nerff' must be one of ['img_fit', 'nerf']" in out and 'Traceback' not in out
   assert not os.path.exists(tmp_path / 'checkpoints')  # nothing was started
 
 
@@ -58,3 +58,34 @@ def test_unwritable_workdir_is_a_clear_error(spheres_root, tmp_path):
                        f'--workdir={tmp_path / "a_file" / "run"}')
   assert code != 0 and 'Cannot create the workdir' in out and 'writable --workdir' in out
   assert 'Traceback' not in out
+
+
+def test_nonsense_values_are_all_named_before_any_work(tmp_path):
+  code, out = run_main('--config', 'configs/demo.py', f'--workdir={tmp_path / "run"}', '--config.train.lr=-1e-3',
+                       '--config.train.batch_size=0', '--config.data.near=6', '--config.data.far=2',
+                       '--config.train.steps=-5')
+  assert code != 0 and 'Traceback' not in out
+  assert out.strip().splitlines()[-1].startswith('error: 4 config value(s) cannot work: ')
+  for rule in ('train.lr=-0.001 must be > 0', 'train.batch_size=0 must be >= 1', 'train.steps=-5 must be >= 0',
+               'data.near=6.0 must be < data.far=2.0'):
+    assert rule in out
+  assert not os.path.exists(tmp_path / 'run')
+
+
+def test_help_exits_0_and_a_misspelt_config_file_is_one_line(tmp_path):
+  code, out = run_main('--help')
+  assert code == 0 and '--config' in out and '--mode' in out
+  code, out = run_main('--config', 'configs/dmeo.py')
+  assert code == 1 and 'Traceback' not in out
+  assert "the config file 'configs/dmeo.py' could not be loaded" in out and 'No such file' in out
+  (tmp_path / 'broken.py').write_text('def get_config(:\n')
+  code, out = run_main('--config', str(tmp_path / 'broken.py'))
+  assert code == 1 and 'Traceback' not in out and 'broken.py' in out
+
+
+def test_evaluate_and_render_in_a_mistyped_workdir_create_nothing(tmp_path):
+  for mode in ('evaluate', 'render'):
+    code, out = run_main('--config', 'configs/demo_nerf.py', f'--workdir={tmp_path / "rnus" / "demo"}',
+                         f'--mode={mode}')
+    assert code != 0 and 'Traceback' not in out and 'the folder does not exist' in out, out
+    assert not os.path.exists(tmp_path / 'rnus')

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from configs import default
-from nerf_jax import checkpoint, errors, optim, tasks, train
+from nerf_jax import checkpoint, config_checks, errors, optim, tasks, train
 from tests.conftest import override, small_fit_config
 
 PARAMS = {'params': {'encoding': {'table': jnp.ones((4, 2))}, 'Dense_0': {'kernel': jnp.ones((2, 3))}}}
@@ -69,14 +69,18 @@ def test_parameter_groups_get_their_own_learning_rate():
 
 
 @pytest.mark.parametrize('values, message', [
-    ({'optimizer.name': 'adamm'}, r"Unknown optimizer 'adamm': train.optimizer.name must be one of \['adam'\]"),
-    ({'optimizer.clip_norm': -1.0}, 'train.optimizer.clip_norm must be >= 0'),
+    ({'optimizer.name': 'adamm'}, r"train.optimizer.name='adamm' must be one of \['adam'\]"),
+    ({'optimizer.clip_norm': -1.0}, r'train.optimizer.clip_norm=-1.0 must be >= 0'),
+    ({'optimizer.b2': 1.0}, r'train.optimizer.b2=1.0 must be in \[0, 1\)'),
     ({'optimizer.groups': (('(', 2.0),)}, 'not a regular expression'),
-    ({'optimizer.groups': (('encoding',),)}, r'each entry is \(regex, lr scale\)'),
+    ({'optimizer.groups': (('encoding',),)}, r'each entry is \(regex, lr scale > 0\)'),
 ])
 def test_bad_optimizer_settings_are_config_errors(values, message):
+  config = override(default.get_config(), **{f'train.{k}': v for k, v in values.items()})
   with pytest.raises(errors.ConfigError, match=message):
-    optim.make_optimizer(_train_config(**values))
+    config_checks.validate(config)
+  with pytest.raises(errors.ConfigError, match="Unknown optimizer 'adamm'"):
+    optim.make_optimizer(_train_config(**{'optimizer.name': 'adamm'}))
 
 
 def test_a_checkpoint_of_plain_adam_resumes(spheres_root, tmp_path):
@@ -91,7 +95,6 @@ def test_a_checkpoint_of_plain_adam_resumes(spheres_root, tmp_path):
   ckpts = checkpoint.Checkpoints(workdir, config)
   ckpts.check_config()
   ckpts.save(old)
-  ckpts.wait()
   ckpts.close()
   path = os.path.join(workdir, 'config.json')
   with open(path) as f:

@@ -6,7 +6,7 @@ a new format is a file of its own plus one `FORMATS.register` line below. The bu
 """
 
 from nerf_jax.datasets import blender, generated
-from nerf_jax.datasets.scene import SceneSplit
+from nerf_jax.datasets.scene import SceneSplit, check_split
 from nerf_jax.errors import DatasetError
 from nerf_jax.registry import Registry
 
@@ -15,11 +15,15 @@ FORMATS.register('blender', blender.load)
 
 
 def load_split(data_config, split, views=None):
-  """Split `split` of the scene data_config names, read by the loader of data_config.format."""
+  """Split `split` of the scene data_config names, read by the loader of data_config.format, its poses
+  and intrinsics checked whatever the format (scene.check_split)."""
   load = FORMATS.get(data_config.format)
   if data_config.format == 'blender':
     generated.ensure_scene(data_config.root, data_config.scene)
-  return load(data_config, split, views)
+  scene = load(data_config, split, views)
+  check_split(scene, f'split {split!r} of {data_config.scene!r} ({data_config.format} format, under '
+                     f'{data_config.root!r})')
+  return scene
 
 
 __all__ = ['DatasetError', 'FORMATS', 'SceneSplit', 'load_split']

@@ -71,14 +71,28 @@ def read_transforms(scene_dir, split):
     _fail(f'{path!r} is not valid JSON ({e}); re-download or re-export the scene.')
   if not isinstance(meta, dict) or 'camera_angle_x' not in meta:
     _fail(f'{path!r} has no "camera_angle_x" (the horizontal field of view in radians).')
+  angle = meta['camera_angle_x']
+  if not isinstance(angle, (int, float)) or not 0 < angle < np.pi:
+    _fail(f'{path!r}: "camera_angle_x" is {angle!r}; it must be a field of view in radians, in (0, pi).')
   frames = meta.get('frames')
-  if not isinstance(frames, list) or not frames:
+  if not isinstance(frames, list):
     _fail(f'{path!r} has no "frames" list (one entry per image).')
+  if not frames:
+    _fail(f'{path!r} has an empty "frames" list: split {split!r} has no images.')
+  seen = {}
   for i, frame in enumerate(frames):
-    if 'file_path' not in frame or 'transform_matrix' not in frame:
+    if not isinstance(frame, dict) or 'file_path' not in frame or 'transform_matrix' not in frame:
       _fail(f'{path!r}: frame {i} needs "file_path" and "transform_matrix".')
-    if np.asarray(frame['transform_matrix']).shape != (4, 4):
-      _fail(f'{path!r}: frame {i} "transform_matrix" is not 4x4.')
+    try:
+      matrix = np.asarray(frame['transform_matrix'], np.float64)
+    except (TypeError, ValueError):
+      matrix = None
+    if matrix is None or matrix.shape != (4, 4):
+      _fail(f'{path!r}: frame {i} ({frame["file_path"]}) "transform_matrix" is not a 4x4 matrix of numbers.')
+    if frame['file_path'] in seen:
+      _fail(f'{path!r}: frames {seen[frame["file_path"]]} and {i} both name {frame["file_path"]!r}; each '
+            f'frame needs its own image.')
+    seen[frame['file_path']] = i
   return meta
 
 
@@ -89,7 +103,11 @@ def read_rgba(scene_dir, file_path):
     path += '.png'  # Blender's transforms name frames without the extension.
   if not os.path.isfile(path):
     _fail(f'Image {path!r} named in the transforms file is missing; the scene folder is incomplete.')
-  image = np.asarray(iio.imread(path))
+  try:
+    image = np.asarray(iio.imread(path))
+  except Exception as e:  # noqa: BLE001 (a truncated or non-image file: each decoder fails its own way)
+    _fail(f'Image {path!r} could not be read ({type(e).__name__}: {" ".join(str(e).split())[:160]}); it '
+          f'is truncated or not an image. Re-export or re-download it.')
   if image.ndim != 3 or image.shape[-1] != 4:
     channels = 1 if image.ndim == 2 else image.shape[-1]
     _fail(f'Image {path!r} has {channels} channel(s); Blender scenes are RGBA (4 channels) so the '
@@ -119,6 +137,12 @@ def load_split(root, scene, split, *, input_ratio=1.0, white_bkgd=True, views=No
   for v in views:
     rgba = read_rgba(scene_dir, frames[v]['file_path'])
     h, w = rgba.shape[:2]
+    if not images:
+      first_size = (h, w)
+    elif (h, w) != first_size:
+      _fail(f'Image {frames[v]["file_path"]!r} (frame {v} of {split!r} in {scene_dir!r}) is {w}x{h}, but '
+            f'frame {views[0]} is {first_size[1]}x{first_size[0]}: every image of a split must have one '
+            f'size (one camera). Re-export it at that size.')
     out_h, out_w = round(h * input_ratio), round(w * input_ratio)
     # Composite at full resolution, then average: averaging straight-alpha rgb first would blend the
     # (undefined) colour of transparent pixels into the object's edges.

@@ -5,10 +5,15 @@ from typing import Optional
 
 import numpy as np
 
+from nerf_jax.errors import DatasetError
+
 # How the cameras face the scene, for the checks and camera paths that depend on it:
 # 'inward': around an object, looking at a common centre (Blender, most COLMAP captures);
 # 'forward': a forward-facing capture, cameras roughly parallel (LLFF).
 LAYOUTS = ('inward', 'forward')
+# Poses stored as float32 text (Blender's JSON) are orthonormal to ~1e-6; a scaled or sheared one is off
+# by far more.
+ROTATION_TOLERANCE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,3 +55,28 @@ class SceneSplit:
   @property
   def width(self):
     return self.images.shape[2]
+
+
+def check_split(scene, where):
+  """Raises DatasetError naming the frame (and `where`, the split's source) unless every pose is a
+  finite camera-to-world rigid transform and every intrinsic a finite positive focal length.
+
+  A NaN pose would otherwise surface as a NaN loss steps later, blamed on the learning rate; a rotation
+  that is not orthonormal (a scale, a shear, a flipped axis) bends every ray of its view.
+  """
+  for i, (name, pose, k) in enumerate(zip(scene.names, scene.poses, scene.intrinsics)):
+    frame = f'{where}: frame {i} ({name})'
+    if not np.all(np.isfinite(pose)):
+      raise DatasetError(f'{frame} has a pose with NaN or Inf entries: {np.asarray(pose).tolist()}. Fix or '
+                         f'drop that frame.')
+    rotation = pose[:3, :3].astype(np.float64)
+    error = float(np.max(np.abs(rotation.T @ rotation - np.eye(3))))
+    if error > ROTATION_TOLERANCE or np.linalg.det(rotation) < 0:
+      raise DatasetError(f'{frame}: the pose\'s rotation is not orthonormal with determinant +1 (largest '
+                         f'|R^T R - I| entry {error:.2g}, det {np.linalg.det(rotation):.3g}). Poses must be '
+                         f'rigid camera-to-world transforms: no scale, shear or mirrored axis.')
+    if not np.allclose(pose[3], [0, 0, 0, 1], atol=ROTATION_TOLERANCE):
+      raise DatasetError(f'{frame}: the pose\'s last row is {pose[3].tolist()}, not [0, 0, 0, 1].')
+    if not (np.all(np.isfinite(k)) and k[0] > 0 and k[1] > 0):
+      raise DatasetError(f'{frame} has intrinsics (fx, fy, cx, cy) = {k.tolist()}; the focal lengths '
+                         f'must be finite and positive.')

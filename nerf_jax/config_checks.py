@@ -1,0 +1,106 @@
+"""Every rule a config value must meet, checked in one function before any work starts.
+
+The config's types are checked by ml_collections (a locked config refuses a string for a float); these
+are the rules of sense: positive rates and sizes, near < far, ratios in range, names that are
+registered, sizes that split over the devices. `validate` reports every broken rule at once, in one
+line, so a user fixes a command in one go.
+"""
+
+import re
+
+from nerf_jax import batching, datasets, fields, losses, optim, tasks
+from nerf_jax.errors import ConfigError
+from nerf_jax.tasks.nerf import BATCHING
+
+RENDER_FORMATS = ('mp4', 'gif')
+
+
+def _range(problems, config, key, low=None, high=None, *, low_open=False, high_open=False, integer=False):
+  section, name = key.split('.', 1)
+  value = config[section]
+  for part in name.split('.'):
+    value = value[part]
+  if integer and (not isinstance(value, int) or isinstance(value, bool)):
+    problems.append(f'{key}={value!r} must be an integer')
+    return
+  below = low is not None and (value <= low if low_open else value < low)
+  above = high is not None and (value >= high if high_open else value > high)
+  if below or above:
+    lo = '' if low is None else f'{"(" if low_open else "["}{low}'
+    hi = '' if high is None else f'{high}{")" if high_open else "]"}'
+    where = f'in {lo}, {hi}' if low is not None and high is not None else (
+        f'{">" if low_open else ">="} {low}' if low is not None else f'{"<" if high_open else "<="} {high}')
+    problems.append(f'{key}={value!r} must be {where}')
+
+
+def _views(problems, key, views):
+  if (not isinstance(views, (tuple, list)) or len(views) != 3
+      or not all(isinstance(v, int) for v in views) or views[0] < 0 or views[2] < 1):
+    problems.append(f'{key}={views!r} must be (start, stop, step): start >= 0, stop -1 for the last, '
+                    f'step >= 1')
+
+
+def config_problems(config, num_devices=1):
+  """Every rule `config` breaks, as messages naming the key, its value and what it must be."""
+  p = []
+  t, d, m, e = config.train, config.data, config.model, config.eval
+  for key in ('train.steps', 'train.precrop_steps', 'train.eval_every', 'model.num_freqs',
+              'model.dir_freqs', 'data.view', 'train.seed'):
+    _range(p, config, key, 0, integer=True)
+  for key in ('train.batch_size', 'train.microbatches', 'train.log_every', 'train.checkpoint_every',
+              'train.keep_checkpoints', 'eval.chunk', 'eval.microbatches', 'model.width', 'model.depth',
+              'model.width_view', 'model.num_fine', 'render.frames'):
+    _range(p, config, key, 1, integer=True)
+  _range(p, config, 'model.num_coarse', 3, integer=True)  # hierarchical sampling needs inner bins
+  for key in ('train.lr', 'train.lr_decay_steps', 'train.lr_decay_rate', 'render.fps'):
+    _range(p, config, key, 0, low_open=True)
+  for key in ('train.progress_every_s', 'train.optimizer.clip_norm', 'train.optimizer.clip_value', 'train.optimizer.weight_decay',
+              'train.optimizer.eps', 'render.radius'):
+    _range(p, config, key, 0)
+  for key in ('train.optimizer.b1', 'train.optimizer.b2'):
+    _range(p, config, key, 0, 1, high_open=True)
+  for key in ('data.input_ratio', 'train.precrop_frac'):
+    _range(p, config, key, 0, 1, low_open=True)
+  _range(p, config, 'data.near', 0)
+  if d.near >= d.far:
+    p.append(f'data.near={d.near} must be < data.far={d.far} (rays are sampled between them)')
+  for key, name, registry in (('task', config.task, tasks.TASKS), ('data.format', d.format, datasets.FORMATS),
+                              ('model.field', m.field, fields.FIELDS),
+                              ('model.encoding', m.encoding, fields.ENCODINGS),
+                              ('model.dir_encoding', m.dir_encoding, fields.ENCODINGS),
+                              ('train.optimizer.name', t.optimizer.name, optim.OPTIMIZERS)):
+    if name not in registry:
+      p.append(f'{key}={name!r} must be one of {registry.names()}')
+  for term in config.loss.terms:
+    if term not in losses.LOSS_TERMS:
+      p.append(f'loss.terms has {term!r}; loss terms are {losses.LOSS_TERMS.names()}')
+  if d.batching not in BATCHING:
+    p.append(f'data.batching={d.batching!r} must be one of {list(BATCHING)}')
+  if m.dtype not in fields.COMPUTE_DTYPES:
+    p.append(f'model.dtype={m.dtype!r} must be one of {sorted(fields.COMPUTE_DTYPES)}')
+  bad_formats = [f for f in config.render.formats if f not in RENDER_FORMATS]
+  if bad_formats or not config.render.formats:
+    p.append(f'render.formats={tuple(config.render.formats)!r} must name some of {RENDER_FORMATS}')
+  _views(p, 'eval.views', e.views)
+  _views(p, 'eval.train_views', e.train_views)
+  for group in t.optimizer.groups:
+    if (not isinstance(group, (tuple, list)) or len(group) != 2 or not isinstance(group[0], str)
+        or not isinstance(group[1], (int, float)) or group[1] <= 0):
+      p.append(f'train.optimizer.groups holds {group!r}; each entry is (regex, lr scale > 0), e.g. '
+               f'(("encoding", 10.0),)')
+      continue
+    try:
+      re.compile(group[0])
+    except re.error as err:
+      p.append(f'train.optimizer.groups: {group[0]!r} is not a regular expression ({err})')
+  if all(isinstance(v, int) and v >= 1 for v in (t.batch_size, t.microbatches, e.chunk, e.microbatches)):
+    p += batching.size_problems(num_devices, batch_size=t.batch_size, microbatches=t.microbatches,
+                                chunk=e.chunk, eval_microbatches=e.microbatches)
+  return p
+
+
+def validate(config, num_devices=1):
+  """Raises one ConfigError listing every rule `config` breaks (config_problems), before any work."""
+  problems = config_problems(config, num_devices)
+  if problems:
+    raise ConfigError(f'{len(problems)} config value(s) cannot work: ' + '; '.join(problems) + '.')
