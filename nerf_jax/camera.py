@@ -33,8 +33,11 @@ def camera_directions(rows, cols, intrinsics):
   broadcastable against rows -> float32 [..., 3]
   """
   fx, fy, cx, cy = (intrinsics[..., i] for i in range(4))
-  x = (cols + 0.5 - cx) / fx
-  y = -(rows + 0.5 - cy) / fy  # image rows grow downwards, camera +Y points up
+  # Times the reciprocal rather than divided: what XLA made of the division by a constant focal length
+  # before intrinsics were per-view arrays, so runs from before reproduce bit for bit (the two differ
+  # by one ulp in a tenth of the rays, enough for training to take another path).
+  x = (cols + 0.5 - cx) * (1.0 / fx)
+  y = -(rows + 0.5 - cy) * (1.0 / fy)  # image rows grow downwards, camera +Y points up
   return jnp.stack([x, y, -jnp.ones_like(x)], axis=-1).astype(jnp.float32)
 
 

@@ -38,7 +38,8 @@ def select_views(num_views, views):
 
 
 class Task(abc.ABC):
-  """Base class of every task (tasks.TASKS). Subclasses set `model` and `name` in __init__.
+  """Base class of every task (tasks.TASKS). Subclasses set `name` and `item` as class attributes,
+  `model` and `train_split` in __init__.
 
   name: the registry name (config.task), for messages; item: what one batch item is ('ray', 'pixel').
   """
