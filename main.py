@@ -12,9 +12,10 @@ from ml_collections import config_flags
 import jax
 
 from nerf_jax import checkpoint, checks, config_checks, errors, parallel, tasks, train, video
+from nerf_jax import export as export_lib
 
 FLAGS = flags.FLAGS
-MODES = ['train', 'evaluate', 'render', 'dataset', 'network']
+MODES = ['train', 'evaluate', 'render', 'dataset', 'network', 'mesh', 'pointcloud']
 
 
 def define_flags(flag_values, argv=None):
@@ -27,8 +28,9 @@ def define_flags(flag_values, argv=None):
   flags.DEFINE_string('workdir', None, 'Checkpoints, logs and outputs (default: runs/<config.name>).',
                       flag_values=flag_values)
   flags.DEFINE_enum('mode', 'train', MODES,
-                    'train (then evaluate); evaluate the latest checkpoint; render an orbit video from '
-                    'it; check and draw the dataset; check the network (initialised, or the checkpoint).',
+                    'train (then evaluate); evaluate the latest checkpoint; render an orbit (or '
+                    'render.camera_path) video from it; check and draw the dataset; check the network '
+                    '(initialised, or the checkpoint); export a mesh or a point cloud from it.',
                     flag_values=flag_values)
   flags.mark_flags_as_required(['config'], flag_values=flag_values)
 
@@ -75,8 +77,8 @@ def main(argv):
       train.train_and_evaluate(config, workdir)
     elif FLAGS.mode == 'evaluate':
       train.evaluate_checkpoint(config, workdir)
-    elif FLAGS.mode == 'render':
-      render(config, workdir)
+    elif FLAGS.mode in ('render', 'mesh', 'pointcloud'):
+      export(FLAGS.mode, config, workdir)
     elif FLAGS.mode == 'dataset':
       report, problems = checks.check_dataset(config, os.path.join(workdir, 'checks'))
       _report('Dataset', report, problems, f'Pictures: {os.path.join(workdir, "checks")}/cameras.png, '
@@ -93,13 +95,20 @@ def main(argv):
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
 
 
-def render(config, workdir):
+def export(mode, config, workdir):
+  """--mode render, mesh or pointcloud from the latest checkpoint, into <workdir>/<mode>/step<N>/."""
   checkpoint.require_run(workdir)  # before loading any data: a mistyped workdir fails at once
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
-  out_dir = os.path.join(os.path.abspath(workdir), 'render', f'step{int(state.step)}')
-  paths = video.render_orbit(task, state.params, config.render, out_dir, config.eval)
-  print(f'Rendered {config.render.frames} frames from the {source}:\n  ' + '\n  '.join(paths))
+  out_dir = os.path.join(os.path.abspath(workdir), mode, f'step{int(state.step)}')
+  if mode == 'render':
+    paths, report = video.render_path(task, state.params, config.render, out_dir, config.eval), {}
+  elif mode == 'mesh':
+    paths, report = export_lib.extract_mesh(task, state.params, config.mesh, out_dir)
+  else:
+    paths, report = export_lib.extract_point_cloud(task, state.params, config, out_dir)
+  print(f'{mode} from the {source}:' + ''.join(f'\n  {k}: {v}' for k, v in report.items())
+        + '\nWrote:\n  ' + '\n  '.join(paths))
 
 
 def _report(title, report, problems, footer=''):

@@ -90,6 +90,22 @@ def get_config():
   config.render.radius = 0.0  # distance from the origin; 0: the training cameras' mean distance
   config.render.fps = 20
   config.render.formats = ('mp4', 'gif')  # written for the colour and the depth video
+  # A camera path file (docs/conventions.md) to render instead of the orbit; --mode render writes the
+  # path it renders as <name>.json beside the videos, to edit and render again.
+  config.render.camera_path = ''
+
+  config.mesh = ml_collections.ConfigDict()  # --mode mesh: marching cubes on the field's density
+  config.mesh.resolution = 256  # grid points along each side of the box
+  config.mesh.threshold = 25.0  # the surface's density (--mode network suggests one for a checkpoint)
+  config.mesh.box = ()  # (xmin, ymin, zmin, xmax, ymax, zmax); empty: the cube every camera sees
+  config.mesh.chunk = 65536  # points per density query (memory follows it)
+  config.mesh.largest_component = False  # keep only the biggest connected piece (drops floaters)
+  config.mesh.colours = True  # vertex colours: the field seen along each vertex normal
+
+  config.pointcloud = ml_collections.ConfigDict()  # --mode pointcloud: rendered depth, back-projected
+  config.pointcloud.views = (0, -1, 1)  # [start, stop, step] of the training split's views
+  config.pointcloud.min_opacity = 0.95  # pixels more opaque than this become points
+  config.pointcloud.max_points = 1_000_000  # thinned evenly to at most this many (0: all)
 
   # Several processes (hosts) through jax.distributed; empty address: one process, unless JAX's own
   # environment variables (JAX_COORDINATOR_ADDRESS, ...) say otherwise. See the README.

@@ -49,7 +49,7 @@ def config_problems(config, num_devices=1):
     _range(p, config, key, 0, integer=True)
   for key in ('train.batch_size', 'train.microbatches', 'train.log_every', 'train.checkpoint_every',
               'train.keep_checkpoints', 'eval.chunk', 'eval.microbatches', 'model.width', 'model.depth',
-              'model.width_view', 'model.num_fine', 'render.frames'):
+              'model.width_view', 'model.num_fine', 'render.frames', 'mesh.chunk'):
     _range(p, config, key, 1, integer=True)
   _range(p, config, 'model.num_coarse', 3, integer=True)  # hierarchical sampling needs inner bins
   for key in ('train.lr', 'train.lr_decay_steps', 'train.lr_decay_rate', 'render.fps'):
@@ -81,6 +81,13 @@ def config_problems(config, num_devices=1):
   bad_formats = [f for f in config.render.formats if f not in RENDER_FORMATS]
   if bad_formats or not config.render.formats:
     p.append(f'render.formats={tuple(config.render.formats)!r} must name some of {RENDER_FORMATS}')
+  _range(p, config, 'mesh.resolution', 2, integer=True)
+  _range(p, config, 'pointcloud.max_points', 0, integer=True)
+  _range(p, config, 'pointcloud.min_opacity', 0, 1, high_open=True)
+  box = config.mesh.box
+  if box and (len(box) != 6 or not all(box[i] < box[i + 3] for i in range(3))):
+    p.append(f'mesh.box={tuple(box)!r} must be empty or (xmin, ymin, zmin, xmax, ymax, zmax) with each min < max')
+  _views(p, 'pointcloud.views', config.pointcloud.views)
   _views(p, 'eval.views', e.views)
   _views(p, 'eval.train_views', e.train_views)
   for group in t.optimizer.groups:

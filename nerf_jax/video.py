@@ -5,7 +5,7 @@ import os
 import imageio.v3 as iio
 import numpy as np
 
-from nerf_jax import evaluate, parallel
+from nerf_jax import camera_path, evaluate, parallel
 from nerf_jax.progress import Progress
 from nerf_jax.datasets.generated import look_at_pose
 from nerf_jax.errors import ConfigError
@@ -48,20 +48,23 @@ def write_video(path_stem, frames, fps, formats):
   return paths
 
 
-def render_orbit(task, params, render_config, out_dir, eval_config, mesh=None):
-  """Renders the task's camera path (task.camera_path: for NeRF the orbit of `render_config`) from
-  `params` and writes orbit.{mp4,gif} and, where the task has a depth map, orbit_depth.{mp4,gif} under
-  out_dir (process 0). Returns the written paths.
+def render_path(task, params, render_config, out_dir, eval_config, mesh=None):
+  """Renders the task's camera path (task.camera_path: render.camera_path's file, or for NeRF the orbit
+  of `render_config`) from `params`. Writes under out_dir (process 0) <name>.{mp4,gif}, where the task
+  has a depth map <name>_depth.{mp4,gif}, and <name>.json, the path itself (camera_path's format: edit
+  it and render it again with render.camera_path). <name> is the path file's, or 'orbit'.
 
-  eval_config: config.eval (chunk and microbatches of the rendering).
+  eval_config: config.eval (chunk and microbatches of the rendering). Returns the written paths.
   """
   c = render_config
-  poses = task.camera_path(c)
+  path = task.camera_path(c)
+  name = os.path.splitext(os.path.basename(c.camera_path))[0] if c.camera_path else 'orbit'
   evaluator = evaluate.Evaluator(task, eval_config.chunk, mesh, microbatches=eval_config.microbatches)
   colour, depth = [], []
-  progress = Progress(len(poses), desc='render', unit='frame', enabled=parallel.is_main_process())
-  for i, pose in enumerate(poses):
-    outputs = evaluator.render(params, task.view_from_pose(f'orbit_{i:03d}', pose))
+  progress = Progress(len(path.poses), desc='render', unit='frame', enabled=parallel.is_main_process())
+  for i, (pose, intrinsics) in enumerate(zip(path.poses, path.intrinsics)):
+    view = task.view_from_pose(f'{name}_{i:03d}', pose, intrinsics, path.height, path.width)
+    outputs = evaluator.render(params, view)
     colour.append(evaluate.to_uint8(outputs['rgb']))
     depth_map = task.extra_images(outputs).get('depth')
     if depth_map is not None:
@@ -71,7 +74,7 @@ def render_orbit(task, params, render_config, out_dir, eval_config, mesh=None):
   if not parallel.is_main_process():
     return []
   os.makedirs(out_dir, exist_ok=True)
-  paths = write_video(os.path.join(out_dir, 'orbit'), np.stack(colour), c.fps, c.formats)
+  paths = write_video(os.path.join(out_dir, name), np.stack(colour), path.fps, c.formats)
   if depth:
-    paths += write_video(os.path.join(out_dir, 'orbit_depth'), np.stack(depth), c.fps, c.formats)
-  return paths
+    paths += write_video(os.path.join(out_dir, f'{name}_depth'), np.stack(depth), path.fps, c.formats)
+  return paths + [camera_path.write(os.path.join(out_dir, f'{name}.json'), path)]

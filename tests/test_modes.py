@@ -30,14 +30,15 @@ def test_render_writes_orbit_and_depth_videos_of_the_requested_length(trained):
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
   assert 'step 60' in source
-  paths = video.render_orbit(task, state.params, config.render, os.path.join(workdir, 'render'),
+  paths = video.render_path(task, state.params, config.render, os.path.join(workdir, 'render'),
                              config.eval)
-  assert sorted(os.path.basename(p) for p in paths) == ['orbit.gif', 'orbit.mp4', 'orbit_depth.gif',
-                                                        'orbit_depth.mp4']
-  for path in paths:
+  assert sorted(os.path.basename(p) for p in paths) == ['orbit.gif', 'orbit.json', 'orbit.mp4',
+                                                        'orbit_depth.gif', 'orbit_depth.mp4']
+  videos = [p for p in paths if not p.endswith('.json')]
+  for path in videos:
     frames = iio.imread(path, index=None)
     assert frames.shape[:3] == (6, 32, 32), (path, frames.shape)
-  colour = iio.imread(paths[1], index=None)[..., :3].astype(float)
+  colour = iio.imread(videos[1], index=None)[..., :3].astype(float)
   assert np.abs(np.diff(colour, axis=0)).mean() > 1.0  # the camera moves: frames differ
 
 
@@ -147,3 +148,24 @@ def test_opacity_collapse_is_noticed_only_after_precrop(spheres_root):
   assert alarm(0.001, 10) is None and alarm(0.4, 50) is None
   # Image fitting has no opacity: no alarm to raise.
   assert tasks.make_task(small_fit_config(spheres_root)).alarms({'psnr': 20.0}, 50, plan) == {}
+
+
+def test_mesh_and_pointcloud_modes_write_files_that_open(trained, capsys):
+  import trimesh
+  import main  # tests/test_docs.py imports it the same way (the repository is on sys.path)
+  config, state, workdir = trained
+  task = tasks.make_task(config)
+  report, _ = checks.check_network(task, state.params, config)
+  threshold = report['suggested_mesh_threshold']
+  config = override(config, **{'mesh.resolution': 32, 'mesh.threshold': threshold,
+                               'pointcloud.min_opacity': 0.5, 'pointcloud.views': (0, -1, 2)})
+  main.export('mesh', config, workdir)
+  main.export('pointcloud', config, workdir)
+  out = capsys.readouterr().out
+  assert 'vertices: ' in out and 'points: ' in out
+  mesh = trimesh.load(os.path.join(workdir, 'mesh', 'step60', 'mesh.ply'))
+  assert len(mesh.faces) > 100 and os.path.isfile(os.path.join(workdir, 'mesh', 'step60', 'mesh.obj'))
+  # The object sits inside the cameras' sphere: the mesh within the sampled box, around the origin.
+  assert np.all(np.abs(mesh.vertices) < 2.1)
+  cloud = trimesh.load(os.path.join(workdir, 'pointcloud', 'step60', 'pointcloud.ply'))
+  assert len(cloud.vertices) > 100 and np.median(np.linalg.norm(cloud.vertices, axis=-1)) < 1.5

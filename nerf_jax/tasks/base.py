@@ -106,15 +106,39 @@ class Task(abc.ABC):
     del params
     return None
 
-  def camera_path(self, render_config) -> np.ndarray:
-    """Camera-to-world poses (float32 [frames, 4, 4]) for --mode render."""
+  def camera_path(self, render_config):
+    """The camera_path.CameraPath --mode render renders (render.camera_path's file, or the task's own)."""
     raise ConfigError(f'--mode render needs a task with cameras; config.task={self.name!r} has no camera '
                       f'to move.')
 
-  def view_from_pose(self, name, pose) -> EvalView:
-    """An EvalView of every pixel seen from `pose` (float32 [4, 4] camera-to-world), no ground truth."""
-    del name, pose
+  def view_from_pose(self, name, pose, intrinsics, height, width) -> EvalView:
+    """An EvalView of every pixel of a height x width camera at `pose` (float32 [4, 4]
+    camera-to-world) with `intrinsics` (float32 [4]), no ground truth."""
+    del name, pose, intrinsics, height, width
     raise ConfigError(f'config.task={self.name!r} cannot render from an arbitrary camera pose.')
+
+  # --- exporting the scene (--mode mesh, --mode pointcloud) ---
+
+  def field_density(self, params, points):
+    """Density float32 [n] at points float32 [n, 3] (jittable)."""
+    del params, points
+    raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
+
+  def field_colour(self, params, points, viewdirs):
+    """Colour float32 [n, 3] at points float32 [n, 3] seen along unit viewdirs [n, 3] (jittable)."""
+    del params, points, viewdirs
+    raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
+
+  def scene_box(self):
+    """(lo, hi) float [3] each: the region --mode mesh samples when mesh.box is empty."""
+    raise ConfigError(f'config.task={self.name!r} has no scene box; set mesh.box.')
+
+  def view_points(self, view, outputs, min_opacity):
+    """(points float [P, 3], colours float [P, 3]): the surface a rendered view (outputs of predict,
+    [H, W, ...]) shows where it is more opaque than min_opacity, for --mode pointcloud."""
+    del view, outputs, min_opacity
+    raise ConfigError(f'--mode pointcloud needs a task with cameras and depth; config.task={self.name!r} '
+                      f'has none.')
 
   # --- the debugging modes ---
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import batching, camera, datasets, fields, losses, metrics, sampling, video
+from nerf_jax import batching, camera, camera_path, datasets, export, fields, losses, metrics, sampling, video
 from nerf_jax.errors import ConfigError
 from nerf_jax.models import NeRF
 from nerf_jax.tasks.base import EvalView, Task, select_views
@@ -117,21 +117,47 @@ class NerfTask(Task):
       rays = camera.image_rays(scene.poses[i], scene.intrinsics[i], scene.height, scene.width)
       yield EvalView(f'{split}_{i:03d}', _flat(rays), scene.images[i])
 
-  def view_from_pose(self, name, pose):
-    """Every pixel seen from `pose` with the training split's first camera (size and intrinsics); the
-    target is black (a pose has no ground truth)."""
-    scene = self.scene
-    rays = camera.image_rays(pose, scene.intrinsics[0], scene.height, scene.width)
-    return EvalView(name, _flat(rays), np.zeros((scene.height, scene.width, 3), np.float32))
+  def view_from_pose(self, name, pose, intrinsics, height, width):
+    """Every pixel of a camera at `pose`; the target is black (a pose has no ground truth)."""
+    rays = camera.image_rays(pose, intrinsics, height, width)
+    return EvalView(name, _flat(rays), np.zeros((height, width, 3), np.float32))
 
   def camera_path(self, render_config):
-    """An orbit around the origin (Blender scenes: +Z up) at render.elevation degrees, radius
-    render.radius or the training cameras' mean distance."""
+    """render.camera_path's file; without one, an orbit around the origin (Blender scenes: +Z up) at
+    render.elevation degrees, radius render.radius or the training cameras' mean distance, seen by the
+    training split's first camera."""
+    c = render_config
+    if c.camera_path:
+      return camera_path.read(c.camera_path)
     if self.scene.layout != 'inward':
       raise ConfigError(f'--mode render orbits scenes whose cameras look inwards; this one is '
-                        f'{self.scene.layout!r}-facing and has no camera path yet.')
-    c = render_config
-    return video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
+                        f'{self.scene.layout!r}-facing: give a path in render.camera_path.')
+    poses = video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
+    intrinsics = np.repeat(self.scene.intrinsics[:1], len(poses), axis=0)
+    return camera_path.CameraPath(poses, intrinsics, self.scene.height, self.scene.width, float(c.fps))
+
+  def field_density(self, params, points):
+    _, sigma = self.model.apply(params, points[:, None, :], jnp.zeros_like(points),
+                                method=lambda module, p, d: module.fine(p, d))
+    return sigma[:, 0]
+
+  def field_colour(self, params, points, viewdirs):
+    rgb, _ = self.model.apply(params, points[:, None, :], viewdirs,
+                              method=lambda module, p, d: module.fine(p, d))
+    return rgb[:, 0]
+
+  def scene_box(self):
+    """The cube every training camera sees past data.near (export.common_view_box)."""
+    return export.common_view_box(self.scene.poses, self.data_config.near)
+
+  def view_points(self, view, outputs, min_opacity):
+    """Each pixel whose opacity is over min_opacity, at its expected depth along its ray, coloured as
+    rendered: (points [P, 3], colours [P, 3])."""
+    opaque = outputs['acc'].reshape(-1) > min_opacity
+    depth = (outputs['depth'] / np.maximum(outputs['acc'], 1e-6)).reshape(-1)[opaque]
+    rays = view.inputs
+    points = rays.origins[opaque] + depth[:, None] * rays.directions[opaque]
+    return points, outputs['rgb'].reshape(-1, 3)[opaque]
 
   def num_views(self, split):
     return len(self.split(split).names)
@@ -156,8 +182,12 @@ class NerfTask(Task):
     rays = camera.rays_from_pixels(scene.poses[views], scene.intrinsics[views], rows, cols)
     acc = predict(params, jax.device_get(rays))['acc'].reshape(-1, 5)
     centre, corners = acc[:, 0], acc[:, 1:]
+    # A threshold for --mode mesh from the densities on a coarse grid over the scene box.
+    lo, hi = self.scene_box()
+    sample = jax.jit(self.field_density)(params, export.grid_points(lo, hi, 32))
     report = {'opacity_centre_rays': round(float(centre.mean()), 4),
-              'opacity_corner_rays': round(float(corners.mean()), 4)}
+              'opacity_corner_rays': round(float(corners.mean()), 4),
+              'suggested_mesh_threshold': round(export.suggest_threshold(np.asarray(sample)), 2)}
     problems = []
     if centre.max() < 0.01:
       problems.append(

@@ -1,0 +1,70 @@
+"""Camera paths as JSON files: what --mode render renders, and writes back so it can be edited.
+
+  {"fps": 20, "height": 100, "width": 100,
+   "frames": [{"transform_matrix": [[...4 x 4, camera-to-world, OpenGL axes...]],
+               "intrinsics": [fx, fy, cx, cy]}, ...]}
+
+Poses follow the dataset convention (docs/conventions.md): camera-to-world, the camera looking down -Z,
++Y up; intrinsics in pixels of a height x width frame, the top-left pixel's centre at (0.5, 0.5).
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from nerf_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraPath:
+  """poses: float32 [F, 4, 4] camera-to-world; intrinsics: float32 [F, 4]; one frame size; fps."""
+  poses: np.ndarray
+  intrinsics: np.ndarray
+  height: int
+  width: int
+  fps: float
+
+
+def write(path, camera_path):
+  """Writes `camera_path` as JSON (see the module docstring); returns the path."""
+  c = camera_path
+  frames = [{'transform_matrix': np.asarray(p, np.float64).tolist(), 'intrinsics': np.asarray(k).tolist()}
+            for p, k in zip(c.poses, c.intrinsics)]
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump({'fps': c.fps, 'height': c.height, 'width': c.width, 'frames': frames}, f, indent=1)
+  return path
+
+
+def read(path):
+  """The CameraPath in a JSON file, or a ConfigError naming the file and what is wrong with it."""
+  def fail(why):
+    raise ConfigError(f'Camera path {path!r} (render.camera_path): {why}. The format is in '
+                      f'docs/conventions.md; --mode render writes one to start from.')
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except OSError as e:
+    fail(f'cannot be read ({e.strerror})')
+  except json.JSONDecodeError as e:
+    fail(f'is not valid JSON ({e})')
+  if not isinstance(data, dict) or not isinstance(data.get('frames'), list) or not data['frames']:
+    fail('needs a non-empty "frames" list')
+  for key in ('fps', 'height', 'width'):
+    if not isinstance(data.get(key), (int, float)) or data[key] <= 0:
+      fail(f'needs a positive "{key}"')
+  poses, intrinsics = [], []
+  for i, frame in enumerate(data['frames']):
+    try:
+      pose = np.asarray(frame['transform_matrix'], np.float32)
+      k = np.asarray(frame['intrinsics'], np.float32)
+    except (KeyError, TypeError, ValueError):
+      fail(f'frame {i} needs "transform_matrix" (4 x 4) and "intrinsics" ([fx, fy, cx, cy])')
+    if pose.shape != (4, 4) or k.shape != (4,) or not (np.all(np.isfinite(pose)) and np.all(np.isfinite(k))):
+      fail(f'frame {i} needs a finite 4 x 4 "transform_matrix" and 4 finite "intrinsics"')
+    poses.append(pose)
+    intrinsics.append(k)
+  return CameraPath(np.stack(poses), np.stack(intrinsics), int(data['height']), int(data['width']),
+                    float(data['fps']))

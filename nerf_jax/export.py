@@ -1,0 +1,190 @@
+"""Taking the scene out: --mode mesh (the field's density on a grid, marching cubes, vertex colours,
+.ply and .obj) and --mode pointcloud (the training views' rendered depth, back-projected, .ply).
+
+Marching cubes is PyMCubes (one 0.3 MB C++ extension, the library the original NeRF code's
+extract_mesh used); scikit-image has it too but brings scipy, networkx and more into the core install.
+trimesh writes the files (vertex colours in both) and is what users open them with.
+"""
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from nerf_jax import evaluate, parallel
+from nerf_jax.errors import ConfigError
+from nerf_jax.progress import Progress
+
+
+def common_view_box(poses, near):
+  """An axis-aligned cube every camera sees past its near plane: centred on the point nearest every
+  camera's axis, half-side the smallest camera distance to it minus near (at least 0.1 of it).
+
+  poses: float [N, 4, 4] camera-to-world, looking down -Z. Returns (lo, hi), float64 [3] each.
+  """
+  centres = poses[:, :3, 3].astype(np.float64)
+  forward = -poses[:, :3, 2].astype(np.float64)
+  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+  projectors = np.eye(3) - forward[:, :, None] * forward[:, None, :]
+  centre = np.linalg.lstsq(projectors.sum(0), np.einsum('nij,nj->i', projectors, centres), rcond=None)[0]
+  distance = float(np.min(np.linalg.norm(centres - centre, axis=-1)))
+  half = max(distance - near, 0.1 * distance)
+  return centre - half, centre + half
+
+
+def grid_points(lo, hi, resolution):
+  """The grid's points, float32 [resolution^3, 3], x slowest (index [i, j, k] -> i * r^2 + j * r + k)."""
+  axes = [np.linspace(lo[d], hi[d], resolution, dtype=np.float32) for d in range(3)]
+  return np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+
+
+def sample_grid(density_fn, lo, hi, resolution, chunk):
+  """density_fn (float32 [n, 3] -> [n]) on the grid, `chunk` points at a time (memory follows the
+  chunk; the grid itself is resolution^3 float32). Returns float32 [resolution] * 3."""
+  out = np.empty(resolution ** 3, np.float32)
+  progress = Progress(-(-out.size // chunk), desc='density', unit='chunk')
+  axes = [np.linspace(lo[d], hi[d], resolution, dtype=np.float32) for d in range(3)]
+  for start in range(0, out.size, chunk):
+    index = np.arange(start, min(start + chunk, out.size))
+    i, j, k = index // resolution ** 2, index // resolution % resolution, index % resolution
+    points = np.stack([axes[0][i], axes[1][j], axes[2][k]], axis=-1)
+    out[index] = density_fn(points)
+    progress.update(1)
+  progress.close()
+  return out.reshape(resolution, resolution, resolution)
+
+
+def marching_cubes(density, threshold, lo, hi):
+  """The surface density = threshold (inside: density above it), in world coordinates.
+
+  density: float [r, r, r] on the grid from lo to hi. Returns (vertices float64 [V, 3], faces int [F, 3],
+  outward unit normals float64 [V, 3] from the density's gradient).
+  """
+  import mcubes  # here: only this mode needs it
+  if not density.min() < threshold < density.max():
+    raise ConfigError(f'mesh.threshold={threshold} is outside the sampled densities ({density.min():.3g} to '
+                      f'{density.max():.3g}): nothing crosses it. --mode network suggests one.')
+  # Padded with a sub-threshold shell so surfaces cut by the box close instead of leaving holes.
+  padded = np.pad(density, 1, constant_values=min(float(density.min()), threshold - 1.0))
+  vertices, faces = mcubes.marching_cubes(padded, threshold)
+  vertices -= 1.0
+  step = (np.asarray(hi) - np.asarray(lo)) / (density.shape[0] - 1)
+  gradient = np.stack(np.gradient(padded), axis=-1)
+  nearest = np.clip(np.round(vertices + 1.0).astype(int), 0, padded.shape[0] - 1)
+  normals = -gradient[nearest[:, 0], nearest[:, 1], nearest[:, 2]] / step
+  normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
+  return np.asarray(lo) + vertices * step, faces.astype(np.int64), normals
+
+
+def largest_component(vertices, faces):
+  """The connected piece with the most faces (floaters removed). Returns (vertices, faces, kept vertex
+  indices into the input)."""
+  labels = np.arange(len(vertices))
+  while True:  # label propagation: each face takes its vertices' smallest label, until nothing moves
+    smallest = labels[faces].min(axis=1)
+    new = labels.copy()
+    np.minimum.at(new, faces, smallest[:, None])
+    new = new[new]  # jump along chains: converges in O(log diameter) rounds on long meshes
+    if np.array_equal(new, labels):
+      break
+    labels = new
+  face_labels = labels[faces[:, 0]]
+  biggest = np.bincount(face_labels).argmax()
+  keep_faces = faces[face_labels == biggest]
+  kept = np.unique(keep_faces)
+  remap = np.full(len(vertices), -1)
+  remap[kept] = np.arange(len(kept))
+  return vertices[kept], remap[keep_faces], kept
+
+
+def write_mesh(path_stem, vertices, faces, colours=None):
+  """Writes path_stem.ply and path_stem.obj (vertex colours float [V, 3] in [0, 1] when given)."""
+  import trimesh
+  colours = None if colours is None else np.round(np.clip(colours, 0, 1) * 255).astype(np.uint8)
+  mesh = trimesh.Trimesh(vertices, faces, vertex_colors=colours, process=False)
+  paths = [f'{path_stem}.ply', f'{path_stem}.obj']
+  os.makedirs(os.path.dirname(path_stem) or '.', exist_ok=True)
+  for path in paths:
+    mesh.export(path)
+  return paths
+
+
+def write_points(path, points, colours):
+  """A coloured point cloud as binary .ply: points float [P, 3], colours float [P, 3] in [0, 1]."""
+  import trimesh
+  colours = np.round(np.clip(colours, 0, 1) * 255).astype(np.uint8)
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  trimesh.PointCloud(points, colors=colours).export(path)
+  return path
+
+
+def suggest_threshold(densities):
+  """A density threshold for --mode mesh from a sample of the field's densities (float, any shape):
+  halfway, on a log scale, between the empty space's typical density (the median, at least 1: below
+  that a step of a scene's size is nearly transparent anyway) and the solid's (the 99th percentile)."""
+  d = np.asarray(densities, np.float64).ravel()
+  empty, solid = max(np.median(d), 1.0), max(np.percentile(d, 99), 1.0)
+  return float(np.sqrt(empty * solid))
+
+
+def extract_mesh(task, params, mesh_config, out_dir):
+  """--mode mesh: writes out_dir/mesh.{ply,obj}. Returns (paths, report dict).
+
+  mesh_config: config.mesh (resolution, threshold, box, chunk, largest_component, colours).
+  """
+  c = mesh_config
+  lo, hi = (np.asarray(c.box[:3], np.float64), np.asarray(c.box[3:], np.float64)) if c.box else task.scene_box()
+  density_fn = jax.jit(task.field_density)
+  start = time.perf_counter()
+  density = sample_grid(lambda p: np.asarray(density_fn(params, p)), lo, hi, c.resolution, c.chunk)
+  vertices, faces, normals = marching_cubes(density, c.threshold, lo, hi)
+  if c.largest_component:
+    vertices, faces, kept = largest_component(vertices, faces)
+    normals = normals[kept]
+  colours = None
+  if c.colours:
+    # Each vertex seen from outside along its normal: the colour a camera facing the surface sees.
+    colour_fn = jax.jit(task.field_colour)
+    colours = np.concatenate([
+        np.asarray(colour_fn(params, vertices[i:i + c.chunk].astype(np.float32),
+                             -normals[i:i + c.chunk].astype(np.float32)))
+        for i in range(0, len(vertices), c.chunk)]) if len(vertices) else None
+  paths = write_mesh(os.path.join(out_dir, 'mesh'), vertices, faces, colours) if parallel.is_main_process() else []
+  report = {'box': (lo.round(3).tolist(), hi.round(3).tolist()), 'resolution': c.resolution,
+            'threshold': c.threshold, 'vertices': len(vertices), 'faces': len(faces),
+            'extent': (vertices.max(0) - vertices.min(0)).round(3).tolist() if len(vertices) else None,
+            'seconds': round(time.perf_counter() - start, 1)}
+  return paths, report
+
+
+def extract_point_cloud(task, params, config, out_dir, mesh=None):
+  """--mode pointcloud: every training view rendered, its opaque pixels back-projected along their
+  rays (task.view_points), merged into out_dir/pointcloud.ply. Returns (paths, report dict)."""
+  c = config.pointcloud
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, microbatches=config.eval.microbatches)
+  start = time.perf_counter()
+  points, colours = [], []
+  progress = Progress(task.num_views(task.train_split), desc='views', unit='view',
+                      enabled=parallel.is_main_process())
+  for view in task.eval_views(task.train_split, tuple(c.views)):
+    outputs = evaluator.render(params, view)
+    p, rgb = task.view_points(view, outputs, c.min_opacity)
+    points.append(p)
+    colours.append(rgb)
+    progress.update(1)
+  progress.close()
+  num_views = len(points)
+  points, colours = np.concatenate(points), np.concatenate(colours)
+  if len(points) > c.max_points > 0:  # an even thinning, the same on every run
+    keep = np.random.default_rng(0).choice(len(points), c.max_points, replace=False)
+    points, colours = points[keep], colours[keep]
+  if not len(points):
+    raise ConfigError(f'No pixel of the rendered views is more opaque than pointcloud.min_opacity='
+                      f'{c.min_opacity}: lower it, or train longer.')
+  paths = [write_points(os.path.join(out_dir, 'pointcloud.ply'), points, colours)] if parallel.is_main_process() else []
+  report = {'views': num_views, 'points': len(points),
+            'extent': (points.max(0) - points.min(0)).round(3).tolist(),
+            'seconds': round(time.perf_counter() - start, 1)}
+  return paths, report
+

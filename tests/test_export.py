@@ -1,0 +1,145 @@
+"""--mode mesh, --mode pointcloud and camera paths, on the built-in scene's spheres, known analytically."""
+
+import os
+
+import flax.linen as nn
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nerf_jax import camera_path, checks, errors, export, fields, tasks, video
+from nerf_jax.datasets import generated
+from tests.conftest import override, small_nerf_config
+
+# The built-in scene's spheres (all touching the central one: one connected surface) and a small floater.
+CENTRES = np.array([s[0] for s in generated.SPHERES] + [(1.0, 1.0, 1.0)], np.float32)
+RADII = np.array([s[1] for s in generated.SPHERES] + [0.1], np.float32)
+COLOURS = np.array([s[2] for s in generated.SPHERES] + [(0.5, 0.5, 0.5)], np.float32)
+
+
+class SpheresField(nn.Module):
+  """The spheres as a field: density 100 deep inside a sphere, 0 outside, rising linearly over 0.1
+  across the surface (so density 50 is exactly on it); each sphere's colour."""
+
+  @nn.compact
+  def __call__(self, points, viewdirs):
+    distance = jnp.linalg.norm(points[..., None, :] - CENTRES, axis=-1) - RADII  # [..., S, spheres]
+    sigma = 100.0 * jnp.clip(0.5 - distance / 0.1, 0.0, 1.0).max(axis=-1)
+    rgb = jnp.asarray(COLOURS)[jnp.argmin(distance, axis=-1)]
+    return rgb, sigma
+
+
+def _surface_distance(points):
+  """Distance of each point (float [P, 3]) to the nearest sphere surface."""
+  return np.min(np.abs(np.linalg.norm(points[:, None] - CENTRES, axis=-1) - RADII), axis=1)
+
+
+@pytest.fixture()
+def analytic(spheres_root):
+  fields.FIELDS.register('test_spheres', lambda model_config, encoding, dir_encoding: SpheresField())
+  try:
+    config = small_nerf_config(spheres_root, **{'model.field': 'test_spheres', 'model.num_coarse': 64,
+                                                'model.num_fine': 64, 'data.near': 2.0, 'data.far': 6.0})
+    task = tasks.make_task(config)
+    yield config, task, task.model.init(jax.random.PRNGKey(0), task.init_inputs())
+  finally:
+    fields.FIELDS.unregister('test_spheres')
+
+
+def test_mesh_vertices_lie_on_the_spheres_with_their_colours(analytic, tmp_path):
+  config, task, params = analytic
+  mesh_config = override(config, **{'mesh.resolution': 64, 'mesh.threshold': 50.0,
+                                    'mesh.box': (-1.3, -1.3, -1.3, 1.3, 1.3, 1.3)}).mesh
+  paths, report = export.extract_mesh(task, params, mesh_config, str(tmp_path))
+  import trimesh
+  mesh = trimesh.load(paths[0])
+  assert sorted(os.path.basename(p) for p in paths) == ['mesh.obj', 'mesh.ply']
+  assert len(mesh.vertices) == report['vertices'] > 1000
+  distance = _surface_distance(np.asarray(mesh.vertices))
+  # Exact where the density is linear across the surface; off by up to half a voxel (0.041) only where
+  # two spheres meet in a crease.
+  assert distance.max() < 0.02 and np.median(distance) < 1e-3, (distance.max(), np.median(distance))
+  # Colours: each vertex has its own sphere's colour (seen from outside along the normal).
+  nearest = np.argmin(np.abs(np.linalg.norm(mesh.vertices[:, None] - CENTRES, axis=-1) - RADII), axis=1)
+  colours = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
+  assert np.mean(np.abs(colours - COLOURS[nearest]).max(axis=1) < 0.01) > 0.99
+  # The largest piece is the scene without the floater.
+  near_floater = lambda v: np.linalg.norm(v - CENTRES[-1], axis=-1) < 0.3
+  assert near_floater(mesh.vertices).sum() > 20
+  mesh_config = override(config, **{'mesh.resolution': 64, 'mesh.threshold': 50.0, 'mesh.colours': False,
+                                    'mesh.largest_component': True,
+                                    'mesh.box': (-1.3, -1.3, -1.3, 1.3, 1.3, 1.3)}).mesh
+  paths, _ = export.extract_mesh(task, params, mesh_config, str(tmp_path / 'largest'))
+  largest = trimesh.load(paths[0])
+  assert not near_floater(largest.vertices).any()
+  assert len(largest.vertices) > 0.99 * (len(mesh.vertices) - near_floater(mesh.vertices).sum())
+
+
+def test_default_box_is_what_the_cameras_see_and_a_bad_threshold_is_named(analytic, tmp_path):
+  config, task, params = analytic
+  lo, hi = task.scene_box()
+  # Cameras at distance 4 around the origin, near 2: the cube of half-side 2 around the origin.
+  np.testing.assert_allclose(lo, -2.0, atol=0.05)
+  np.testing.assert_allclose(hi, 2.0, atol=0.05)
+  with pytest.raises(errors.ConfigError, match='mesh.threshold=500.0 is outside the sampled densities'):
+    export.extract_mesh(task, params, override(config, **{'mesh.resolution': 16, 'mesh.threshold': 500.0}).mesh,
+                        str(tmp_path))
+
+
+def test_point_cloud_points_lie_on_the_spheres(analytic, tmp_path):
+  config, task, params = analytic
+  config = override(config, **{'pointcloud.views': (0, 4, 1)})
+  paths, report = export.extract_point_cloud(task, params, config, str(tmp_path))
+  import trimesh
+  cloud = trimesh.load(paths[0])
+  assert report['views'] == 4 and len(cloud.vertices) == report['points'] > 500
+  distance = _surface_distance(np.asarray(cloud.vertices))
+  # The expected depth of a density that rises over 0.1, sampled every 0.03: a bias of about 0.015.
+  assert np.percentile(distance, 99) < 0.05 and np.median(distance) < 0.02, np.percentile(distance, [50, 99])
+  thinned, _ = export.extract_point_cloud(task, params, override(config, **{'pointcloud.max_points': 100}),
+                                          str(tmp_path / 'thin'))
+  assert len(trimesh.load(thinned[0]).vertices) == 100
+
+
+def test_largest_component_keeps_the_biggest_piece():
+  # Two separate triangles and a square of two triangles: the square wins.
+  vertices = np.arange(30, dtype=float).reshape(10, 3)
+  faces = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [7, 8, 9]])
+  kept_vertices, kept_faces, kept = export.largest_component(vertices, faces)
+  assert kept.tolist() == [6, 7, 8, 9] and kept_faces.tolist() == [[0, 1, 2], [1, 2, 3]]
+  np.testing.assert_array_equal(kept_vertices, vertices[6:])
+
+
+def test_a_camera_path_written_and_read_back_renders_the_same_frames(analytic, tmp_path):
+  config, task, params = analytic
+  config = override(config, **{'render.frames': 3, 'render.formats': ('gif',)})
+  paths = video.render_path(task, params, config.render, str(tmp_path / 'a'), config.eval)
+  assert sorted(os.path.basename(p) for p in paths) == ['orbit.gif', 'orbit.json', 'orbit_depth.gif']
+  path = camera_path.read(str(tmp_path / 'a' / 'orbit.json'))
+  assert path.poses.shape == (3, 4, 4) and (path.height, path.width) == (32, 32)
+  np.testing.assert_allclose(path.poses, task.camera_path(config.render).poses, atol=1e-6)
+  # Edited by hand (here: copied under another name), then rendered again: the same frames.
+  again = override(config, **{'render.camera_path': str(tmp_path / 'a' / 'orbit.json')})
+  paths = video.render_path(task, params, again.render, str(tmp_path / 'b'), config.eval)
+  assert os.path.basename(paths[0]) == 'orbit.gif'
+  first = iio.imread(tmp_path / 'a' / 'orbit.gif', index=None)
+  np.testing.assert_array_equal(iio.imread(tmp_path / 'b' / 'orbit.gif', index=None), first)
+  assert first.shape[0] == 3 and np.abs(np.diff(first[..., :3].astype(float), axis=0)).mean() > 1.0
+
+
+def test_a_bad_camera_path_file_is_named(tmp_path):
+  path = tmp_path / 'path.json'
+  path.write_text('{"fps": 20, "height": 8, "width": 8, "frames": [{"transform_matrix": [[1, 0]]}]}')
+  with pytest.raises(errors.ConfigError, match=r"path.json' \(render.camera_path\): frame 0 needs"):
+    camera_path.read(str(path))
+  with pytest.raises(errors.ConfigError, match='cannot be read'):
+    camera_path.read(str(tmp_path / 'missing.json'))
+
+
+def test_network_check_suggests_a_mesh_threshold(analytic):
+  config, task, params = analytic
+  report, _ = checks.check_network(task, params, override(config, **{'eval.chunk': 256}))
+  # Empty space is 0 here, the spheres 100: the suggestion lies between.
+  assert 1.0 < report['suggested_mesh_threshold'] < 100.0
