@@ -96,7 +96,9 @@ def get_config():
 
   config.mesh = ml_collections.ConfigDict()  # --mode mesh: marching cubes on the field's density
   config.mesh.resolution = 256  # grid points along each side of the box
-  config.mesh.threshold = 25.0  # the surface's density (--mode network suggests one for a checkpoint)
+  # The surface's density; 0: chosen from the sampled densities (Otsu's split of their histogram, what
+  # --mode network suggests): fixed values suit one checkpoint only (lego_cpu: ~20; longer runs: more).
+  config.mesh.threshold = 0.0
   config.mesh.box = ()  # (xmin, ymin, zmin, xmax, ymax, zmax); empty: the cube every camera sees
   config.mesh.chunk = 65536  # points per density query (memory follows it)
   config.mesh.largest_component = False  # keep only the biggest connected piece (drops floaters)

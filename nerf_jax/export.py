@@ -121,11 +121,21 @@ def write_points(path, points, colours):
 
 def suggest_threshold(densities):
   """A density threshold for --mode mesh from a sample of the field's densities (float, any shape):
-  halfway, on a log scale, between the empty space's typical density (the median, at least 1: below
-  that a step of a scene's size is nearly transparent anyway) and the solid's (the 99th percentile)."""
+  Otsu's split of the histogram of the densities above 1 (below that a step of a scene's size is
+  nearly transparent: empty space, which fills most of a box and would swamp the histogram) into
+  the two classes it separates best. mesh.threshold=0 (the default) uses it on the sampled grid; a
+  fixed one suits one checkpoint only (lego_cpu at 4,000 steps: 19.6 on --mode network's 32^3 grid,
+  where 25 loses most of the bucket and the cab)."""
   d = np.asarray(densities, np.float64).ravel()
-  empty, solid = max(np.median(d), 1.0), max(np.percentile(d, 99), 1.0)
-  return float(np.sqrt(empty * solid))
+  d = d[d > 1.0]
+  if len(d) < 2 or d.min() == d.max():
+    return 25.0
+  counts, edges = np.histogram(d, 256)
+  centres = 0.5 * (edges[1:] + edges[:-1])
+  below, mass = np.cumsum(counts), np.cumsum(counts * centres)
+  # Between-class variance for a split after each bin (Otsu 1979), up to a constant factor.
+  between = (mass[-1] * below / below[-1] - mass) ** 2 / np.maximum(below * (below[-1] - below), 1e-12)
+  return float(edges[np.argmax(between) + 1])
 
 
 def extract_mesh(task, params, mesh_config, out_dir):
@@ -138,7 +148,8 @@ def extract_mesh(task, params, mesh_config, out_dir):
   density_fn = jax.jit(task.field_density)
   start = time.perf_counter()
   density = sample_grid(lambda p: np.asarray(density_fn(params, p)), lo, hi, c.resolution, c.chunk)
-  vertices, faces, normals = marching_cubes(density, c.threshold, lo, hi)
+  threshold = c.threshold if c.threshold > 0 else suggest_threshold(density)
+  vertices, faces, normals = marching_cubes(density, threshold, lo, hi)
   if c.largest_component:
     vertices, faces, kept = largest_component(vertices, faces)
     normals = normals[kept]
@@ -152,7 +163,7 @@ def extract_mesh(task, params, mesh_config, out_dir):
         for i in range(0, len(vertices), c.chunk)]) if len(vertices) else None
   paths = write_mesh(os.path.join(out_dir, 'mesh'), vertices, faces, colours) if parallel.is_main_process() else []
   report = {'box': (lo.round(3).tolist(), hi.round(3).tolist()), 'resolution': c.resolution,
-            'threshold': c.threshold, 'vertices': len(vertices), 'faces': len(faces),
+            'threshold': round(threshold, 2), 'vertices': len(vertices), 'faces': len(faces),
             'extent': (vertices.max(0) - vertices.min(0)).round(3).tolist() if len(vertices) else None,
             'seconds': round(time.perf_counter() - start, 1)}
   return paths, report
@@ -184,7 +195,7 @@ def extract_point_cloud(task, params, config, out_dir, mesh=None):
                       f'{c.min_opacity}: lower it, or train longer.')
   paths = [write_points(os.path.join(out_dir, 'pointcloud.ply'), points, colours)] if parallel.is_main_process() else []
   report = {'views': num_views, 'points': len(points),
-            'extent': (points.max(0) - points.min(0)).round(3).tolist(),
+            'extent': [round(float(x), 3) for x in points.max(0) - points.min(0)],
             'seconds': round(time.perf_counter() - start, 1)}
   return paths, report
 

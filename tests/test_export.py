@@ -138,8 +138,12 @@ def test_a_bad_camera_path_file_is_named(tmp_path):
     camera_path.read(str(tmp_path / 'missing.json'))
 
 
-def test_network_check_suggests_a_mesh_threshold(analytic):
+def test_network_check_suggests_a_mesh_threshold_and_mesh_uses_it_by_default(analytic, tmp_path):
   config, task, params = analytic
   report, _ = checks.check_network(task, params, override(config, **{'eval.chunk': 256}))
-  # Empty space is 0 here, the spheres 100: the suggestion lies between.
-  assert 1.0 < report['suggested_mesh_threshold'] < 100.0
+  # Empty space is 0 here, the spheres 100, with a linear ramp between: Otsu splits the two.
+  assert 10.0 < report['suggested_mesh_threshold'] < 90.0
+  auto = override(config, **{'mesh.resolution': 48, 'mesh.box': (-1.3, -1.3, -1.3, 1.3, 1.3, 1.3)}).mesh
+  assert auto.threshold == 0.0  # the default
+  _, mesh_report = export.extract_mesh(task, params, auto, str(tmp_path))
+  assert 10.0 < mesh_report['threshold'] < 90.0 and mesh_report['vertices'] > 500
