@@ -12,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from nerf_jax import evaluate, parallel
+from nerf_jax import checks, evaluate, parallel
 from nerf_jax.errors import ConfigError
 from nerf_jax.progress import Progress
 
@@ -23,12 +23,8 @@ def common_view_box(poses, near):
 
   poses: float [N, 4, 4] camera-to-world, looking down -Z. Returns (lo, hi), float64 [3] each.
   """
-  centres = poses[:, :3, 3].astype(np.float64)
-  forward = -poses[:, :3, 2].astype(np.float64)
-  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
-  projectors = np.eye(3) - forward[:, :, None] * forward[:, None, :]
-  centre = np.linalg.lstsq(projectors.sum(0), np.einsum('nij,nj->i', projectors, centres), rcond=None)[0]
-  distance = float(np.min(np.linalg.norm(centres - centre, axis=-1)))
+  centre, _ = checks.look_at_centre(poses)
+  distance = float(np.min(np.linalg.norm(poses[:, :3, 3] - centre, axis=-1)))
   half = max(distance - near, 0.1 * distance)
   return centre - half, centre + half
 
