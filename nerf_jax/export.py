@@ -29,10 +29,14 @@ def common_view_box(poses, near):
   return centre - half, centre + half
 
 
+def _grid_axes(lo, hi, resolution):
+  """The grid's coordinates along x, y and z: three float32 [resolution]."""
+  return [np.linspace(lo[d], hi[d], resolution, dtype=np.float32) for d in range(3)]
+
+
 def grid_points(lo, hi, resolution):
   """The grid's points, float32 [resolution^3, 3], x slowest (index [i, j, k] -> i * r^2 + j * r + k)."""
-  axes = [np.linspace(lo[d], hi[d], resolution, dtype=np.float32) for d in range(3)]
-  return np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+  return np.stack(np.meshgrid(*_grid_axes(lo, hi, resolution), indexing='ij'), axis=-1).reshape(-1, 3)
 
 
 def sample_grid(density_fn, lo, hi, resolution, chunk):
@@ -40,7 +44,7 @@ def sample_grid(density_fn, lo, hi, resolution, chunk):
   chunk; the grid itself is resolution^3 float32). Returns float32 [resolution] * 3."""
   out = np.empty(resolution ** 3, np.float32)
   progress = Progress(-(-out.size // chunk), desc='density', unit='chunk')
-  axes = [np.linspace(lo[d], hi[d], resolution, dtype=np.float32) for d in range(3)]
+  axes = _grid_axes(lo, hi, resolution)  # points made chunk by chunk: the whole grid's would be 12 r^3 bytes
   for start in range(0, out.size, chunk):
     index = np.arange(start, min(start + chunk, out.size))
     i, j, k = index // resolution ** 2, index // resolution % resolution, index % resolution

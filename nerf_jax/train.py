@@ -41,8 +41,9 @@ def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
 
   loss_fn(params, batch, step) -> (loss, metrics), a mean over the batch; pure, so the step can be
-  jitted or mapped; it sees the state's step (the step being taken, from 0). All of a step's randomness is in the batch (per ray), so splitting it, over devices or
-  microbatches, changes nothing but the float summation order. microbatches > 1 splits the batch
+  jitted or mapped; it sees the state's step (the step being taken, from 0). All of a step's
+  randomness is in the batch (per ray), so splitting it, over devices or microbatches, changes
+  nothing but the float summation order. microbatches > 1 splits the batch
   (leading axis) into that many equal parts and averages their gradients: the same update, but each
   part's activations are small enough to stay in the CPU's caches. axis_name: inside shard_map, the
   mesh axis over which gradients and metrics are averaged (each device holding an equal share).

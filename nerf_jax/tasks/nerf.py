@@ -103,8 +103,7 @@ class NerfTask(Task):
     m = self.model
     z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,))
     points = rays.origins[:, None, :] + z_vals[..., None] * rays.directions[:, None, :]
-    _, sigma = m.apply(params, points, rays.viewdirs, method=lambda module, p, d: module.fine(p, d))
-    return np.asarray(sigma)
+    return np.asarray(self.field_density(params, points.reshape(-1, 3))).reshape(width, m.num_coarse)
 
   def split(self, name):
     if name not in self._splits:
