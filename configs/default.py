@@ -22,6 +22,14 @@ def get_config():
   data.near = 2.0  # nerf: ray samples start here (Blender scenes: cameras ~4 from the origin)
   data.far = 6.0  # nerf: and end here
   data.batching = 'single_image'  # nerf: rays of a step from one random image, or 'all_images'
+  # nerf: where data.near / data.far come from: 'config' (the two keys above) or 'scene' (the loader's
+  # per-view bounds: LLFF's poses_bounds.npy, COLMAP's sparse points; the closest near, the farthest far)
+  data.bounds = 'config'
+  # Real captures (llff, colmap formats):
+  data.factor = 1  # read images_<factor>/ (LLFF's downsampled copies; 1: images/), scaling the cameras
+  data.llffhold = 8  # every llffhold-th image (0, 8, 16, ...) is split 'test', the rest 'train' (0: all train)
+  data.ndc = False  # nerf, forward-facing scenes: sample in normalised device coordinates (near plane 1)
+  data.lindisp = False  # nerf: samples linear in inverse depth (disparity) rather than in depth
 
   config.model = model = ml_collections.ConfigDict()
   model.field = 'mlp'  # nerf: the field (point, direction) -> (rgb, density): fields.FIELDS
@@ -35,6 +43,9 @@ def get_config():
   model.dir_freqs = 4  # nerf, 'frequency' dir_encoding: frequencies of the view directions
   model.num_coarse = 64  # nerf: stratified samples per ray (coarse network)
   model.num_fine = 128  # nerf: extra samples from the coarse weights (fine network sees both)
+  # nerf: standard deviation of Gaussian noise added to the raw density while training (NeRF's LLFF
+  # scenes: 1.0, against floaters); 0: none. Evaluation never adds it.
+  model.density_noise = 0.0
   # The layers' matrix products: 'float32' or 'bfloat16' (mixed precision: bfloat16 operands, float32
   # sums; parameters, gradients, encoding and volume rendering stay float32). NeRF configs use bfloat16
   # (configs/lego.py says why); image fitting stays float32: no faster in bfloat16 on a CPU.
@@ -84,8 +95,11 @@ def get_config():
   config.eval.microbatches = 1
   config.eval.lpips_weights = ''  # --mode evaluate: a local LPIPS .npz (README); empty: PSNR and SSIM only
 
-  config.render = ml_collections.ConfigDict()  # --mode render: an orbit around the scene
-  config.render.frames = 40  # frames in the 360-degree orbit
+  config.render = ml_collections.ConfigDict()  # --mode render: a camera path around or before the scene
+  # 'orbit' (around an object), 'spiral' (NeRF's path in front of a forward-facing scene, e.g. LLFF), or
+  # 'auto': the orbit for inward-facing scenes, the spiral for forward-facing ones
+  config.render.path = 'auto'
+  config.render.frames = 40  # frames in the orbit (360 degrees) or the spiral (two turns)
   config.render.elevation = 30.0  # degrees above the horizontal plane through the origin
   config.render.radius = 0.0  # distance from the origin; 0: the training cameras' mean distance
   config.render.fps = 20

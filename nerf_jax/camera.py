@@ -63,3 +63,57 @@ def image_rays(pose, intrinsics, height, width):
   """
   rows, cols = pixel_grid(height, width)
   return rays_from_pixels(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols)
+
+
+def ndc_rays(rays, intrinsics, near=1.0):
+  """Rays of a forward-facing scene in normalised device coordinates (NeRF's LLFF setting).
+
+  The camera's frustum from the plane z = -near out to infinity becomes the cube [-1, 1]^3: a world point
+  (x, y, z) (in a frame whose -Z looks into the scene, as LLFF's recentred poses give) maps to
+  (-ax x / z, -ay y / z, 1 + 2 near / z) with ax = fx / cx, ay = fy / cy (2 f / W and 2 f / H for a
+  centred camera). Each ray starts where it crosses z = -near and depths t in [0, 1) along the returned
+  directions cover it out to infinity, so samples uniform in t are uniform in disparity. viewdirs stay
+  the world's unit directions: the colour branch sees real view directions.
+
+  rays: Rays [...] in world coordinates; intrinsics: float32 [..., 4] (fx, fy, cx, cy), broadcastable
+  returns Rays [...] with NDC origins and directions (not unit length)
+  """
+  o, d = rays.origins, rays.directions
+  # Slide each origin along its ray onto the near plane, so t = 0 is the near plane.
+  t = -(near + o[..., 2]) / d[..., 2]
+  o = o + t[..., None] * d
+  ax = intrinsics[..., 0] / intrinsics[..., 2]
+  ay = intrinsics[..., 1] / intrinsics[..., 3]
+  ox, oy, oz = o[..., 0], o[..., 1], o[..., 2]
+  dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
+  origins = jnp.stack([-ax * ox / oz, -ay * oy / oz, 1.0 + 2.0 * near / oz], axis=-1)
+  directions = jnp.stack([-ax * (dx / dz - ox / oz), -ay * (dy / dz - oy / oz), -2.0 * near / oz], axis=-1)
+  return Rays(origins=origins, directions=directions, viewdirs=rays.viewdirs)
+
+
+def world_from_ndc(points, intrinsics, near=1.0):
+  """The inverse of ndc_rays' mapping for points: NDC (x', y', z') with z' < 1 -> world (x, y, z).
+
+  points: float [..., 3]; intrinsics: float [..., 4] (fx, fy, cx, cy), broadcastable -> float [..., 3]
+  """
+  z = 2.0 * near / (points[..., 2] - 1.0)
+  x = -points[..., 0] * z * intrinsics[..., 2] / intrinsics[..., 0]
+  y = -points[..., 1] * z * intrinsics[..., 3] / intrinsics[..., 1]
+  return np.stack([x, y, z], axis=-1)
+
+
+def look_at_centre(poses):
+  """The point nearest (least squares) to every camera's optical axis, and each camera's angle to it.
+
+  poses: float [N, 4, 4] camera-to-world (cameras look down -Z). Returns (centre float64 [3], angles in
+  degrees float64 [N] between each camera's viewing direction and the direction to the centre).
+  """
+  centres = poses[:, :3, 3].astype(np.float64)
+  forward = -poses[:, :3, 2].astype(np.float64)
+  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+  projectors = np.eye(3) - forward[:, :, None] * forward[:, None, :]  # onto each axis' normal plane
+  centre = np.linalg.lstsq(projectors.sum(0), np.einsum('nij,nj->i', projectors, centres), rcond=None)[0]
+  to_centre = centre - centres
+  to_centre /= np.maximum(np.linalg.norm(to_centre, axis=-1, keepdims=True), 1e-12)
+  angles = np.degrees(np.arccos(np.clip(np.sum(forward * to_centre, -1), -1.0, 1.0)))
+  return centre, angles

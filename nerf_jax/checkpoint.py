@@ -36,6 +36,8 @@ ADDED_KEYS = {
     'train.optimizer.name': 'adam', 'train.optimizer.b1': 0.9, 'train.optimizer.b2': 0.999,
     'train.optimizer.eps': 1e-8, 'train.optimizer.clip_norm': 0.0, 'train.optimizer.clip_value': 0.0,
     'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [], 'train.progress_every_s': 30.0,
+    'data.bounds': 'config', 'data.factor': 1, 'data.llffhold': 8, 'data.ndc': False, 'data.lindisp': False,
+    'model.density_noise': 0.0,
 }
 
 

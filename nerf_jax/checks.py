@@ -11,32 +11,15 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import batching, datasets, evaluate, parallel
-from nerf_jax.errors import DatasetError
-
-
-def look_at_centre(poses):
-  """The point nearest (least squares) to every camera's optical axis, and each camera's angle to it.
-
-  poses: float [N, 4, 4] camera-to-world (cameras look down -Z). Returns (centre float64 [3], angles in
-  degrees float64 [N] between each camera's viewing direction and the direction to the centre).
-  """
-  centres = poses[:, :3, 3].astype(np.float64)
-  forward = -poses[:, :3, 2].astype(np.float64)
-  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
-  projectors = np.eye(3) - forward[:, :, None] * forward[:, None, :]  # onto each axis' normal plane
-  centre = np.linalg.lstsq(projectors.sum(0), np.einsum('nij,nj->i', projectors, centres), rcond=None)[0]
-  to_centre = centre - centres
-  to_centre /= np.maximum(np.linalg.norm(to_centre, axis=-1, keepdims=True), 1e-12)
-  angles = np.degrees(np.arccos(np.clip(np.sum(forward * to_centre, -1), -1.0, 1.0)))
-  return centre, angles
+from nerf_jax import batching, camera, datasets, evaluate, parallel
+from nerf_jax.errors import ConfigError, DatasetError
 
 
 def pose_problems(split, poses, near, far, max_angle=15.0):
   """Problems with a split's poses: cameras that do not look at a common centre (world-to-camera
   matrices, or a flipped axis, do this) and a near/far that misses that centre."""
   problems = []
-  centre, angles = look_at_centre(poses)
+  centre, angles = camera.look_at_centre(poses)
   off = angles > max_angle
   if off.mean() > 0.1:
     problems.append(
@@ -52,6 +35,21 @@ def pose_problems(split, poses, near, far, max_angle=15.0):
         f'outside data.near={near} .. data.far={far}: rays would sample around it but miss it. Set near '
         f'and far to bracket the object.')
   return problems
+
+
+def forward_problems(split, poses, max_angle=45.0):
+  """Problems with a forward-facing split's poses: cameras that do not look the way the others do (a
+  world-to-camera matrix or a flipped axis turns a camera around)."""
+  forward = -poses[:, :3, 2].astype(np.float64)
+  mean = forward.sum(0) / np.linalg.norm(forward.sum(0))
+  angles = np.degrees(np.arccos(np.clip(forward @ mean, -1.0, 1.0)))
+  off = angles > max_angle
+  if not off.any():
+    return []
+  return [f'{split}: {int(off.sum())} of {len(poses)} cameras of this forward-facing capture look more '
+          f'than {max_angle:.0f} deg away from the others\' mean direction (up to {angles.max():.0f} deg). '
+          f'Poses must be camera-to-world with the camera looking down -Z (OpenGL); world-to-camera or '
+          f'OpenCV (+Z forward) poses give this.']
 
 
 def alpha_problems(split, names, alphas):
@@ -108,6 +106,32 @@ def camera_picture(poses, centre, near, far, size=400):
   return np.concatenate(panels, axis=1)
 
 
+def forward_picture(poses, near, far, size=400):
+  """Top (x, z) and side (y, z) views of a forward-facing rig: camera centres (black), viewing
+  directions (blue, as long as far) and the near and far depths of the mean camera (red lines).
+
+  poses: float [N, 4, 4] camera-to-world. returns uint8 [size, 2 * size, 3]
+  """
+  centre = poses[:, :3, 3].mean(0)
+  centres = poses[:, :3, 3] - centre
+  forward = -poses[:, :3, 2] / np.linalg.norm(poses[:, :3, 2], axis=-1, keepdims=True)
+  extent = 1.1 * max(far, np.abs(centres).max(), 1e-6)
+  mean = forward.mean(0) / np.linalg.norm(forward.mean(0))
+  panels = []
+  for axes in ((0, 2), (1, 2)):
+    canvas = _canvas(size)
+    across = np.linspace(-extent, extent, 200)[:, None]
+    for depth in (near, far):
+      plane = depth * mean[None, :] + across * np.eye(3)[axes[0]][None, :]
+      _plot(canvas, plane[:, axes], (220, 40, 40), extent)
+    steps = np.linspace(0, far, 40)[None, :, None]
+    lines = centres[:, None, :] + steps * forward[:, None, :]
+    _plot(canvas, lines[..., axes].reshape(-1, 2), (40, 80, 220), extent)
+    _plot(canvas, centres[:, axes], (0, 0, 0), extent)
+    panels.append(canvas)
+  return np.concatenate(panels, axis=1)
+
+
 def precrop_picture(image, frac):
   """image float [H, W, 3] with the precrop box (precrop_frac of each side, centred) drawn in red."""
   out = evaluate.to_uint8(image).copy()
@@ -135,24 +159,35 @@ def check_dataset(config, out_dir, splits=None):
       continue
     scenes[split] = scene
     fx, fy, cx, cy = np.round(scene.intrinsics.mean(axis=0), 3).tolist()
+    try:
+      near, far = datasets.sampling_bounds(data, scene)
+    except ConfigError as e:
+      problems.append(f'{split}: {e}')
+      near, far = data.near, data.far
     report[split] = {'views': len(scene.names), 'height': scene.height, 'width': scene.width,
-                     'intrinsics (mean fx, fy, cx, cy)': (fx, fy, cx, cy), 'near': data.near,
-                     'far': data.far, 'layout': scene.layout}
+                     'intrinsics (mean fx, fy, cx, cy)': (fx, fy, cx, cy), 'layout': scene.layout,
+                     'samples between (near, far)': (round(near, 3), round(far, 3)) if not data.ndc
+                     else 'NDC depth 0 .. 1 (the world from the near plane z = -1 to infinity)'}
     if scene.near is not None:
-      report[split]['bounds in the data'] = (round(float(scene.near.min()), 3),
-                                             round(float(scene.far.max()), 3))
+      report[split]['near, far per view (the data\'s)'] = ', '.join(
+          f'{name} {n:.2f}-{f:.2f}' for name, n, f in zip(scene.names, scene.near, scene.far))
     # A common centre is what inward-looking cameras share; forward-facing captures have none.
     if scene.layout == 'inward':
-      problems += pose_problems(split, scene.poses, data.near, data.far)
+      problems += pose_problems(split, scene.poses, near, far)
+    else:
+      problems += forward_problems(split, scene.poses)
     if scene.alphas is not None:
       problems += alpha_problems(split, scene.names, scene.alphas)
   if data.split in scenes and parallel.is_main_process():
     os.makedirs(out_dir, exist_ok=True)
     scene = scenes[data.split]
     if scene.layout == 'inward':  # the picture's circles are drawn around the common centre
-      centre, _ = look_at_centre(scene.poses)
-      iio.imwrite(os.path.join(out_dir, 'cameras.png'),
-                  camera_picture(scene.poses, centre, data.near, data.far))
+      centre, _ = camera.look_at_centre(scene.poses)
+      picture = camera_picture(scene.poses, centre, *datasets.sampling_bounds(data, scene))
+    else:  # depths in the world, whatever NDC makes of them
+      bounds = (np.min(scene.near), np.max(scene.far)) if scene.near is not None else (data.near, data.far)
+      picture = forward_picture(scene.poses, *bounds)
+    iio.imwrite(os.path.join(out_dir, 'cameras.png'), picture)
     iio.imwrite(os.path.join(out_dir, 'precrop.png'), precrop_picture(scene.images[0], config.train.precrop_frac))
   return report, problems
 

@@ -10,7 +10,7 @@ import re
 
 from nerf_jax import batching, datasets, fields, losses, optim, tasks
 from nerf_jax.errors import ConfigError
-from nerf_jax.tasks.nerf import BATCHING
+from nerf_jax.tasks.nerf import BATCHING, RENDER_PATHS
 
 RENDER_FORMATS = ('mp4', 'gif')
 
@@ -62,6 +62,18 @@ def config_problems(config, num_devices=1):
   for key in ('data.input_ratio', 'train.precrop_frac'):
     _range(p, config, key, 0, 1, low_open=True)
   _range(p, config, 'data.near', 0)
+  _range(p, config, 'data.factor', 1, integer=True)
+  _range(p, config, 'data.llffhold', 0, integer=True)
+  _range(p, config, 'model.density_noise', 0)
+  if d.bounds not in datasets.BOUNDS:
+    p.append(f'data.bounds={d.bounds!r} must be one of {list(datasets.BOUNDS)}')
+  if d.lindisp and d.ndc:
+    p.append('data.lindisp and data.ndc are both set; NDC depth is already linear in disparity: set '
+             'data.lindisp=False')
+  if d.lindisp and d.bounds == 'config' and d.near <= 0:
+    p.append(f'data.lindisp samples in inverse depth and needs data.near > 0 (got {d.near})')
+  if config.render.path not in RENDER_PATHS:
+    p.append(f'render.path={config.render.path!r} must be one of {list(RENDER_PATHS)}')
   if d.near >= d.far:
     p.append(f'data.near={d.near} must be < data.far={d.far} (rays are sampled between them)')
   for key, name, registry in (('task', config.task, tasks.TASKS), ('data.format', d.format, datasets.FORMATS),

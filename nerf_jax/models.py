@@ -34,8 +34,10 @@ class ImageMLP(nn.Module):
 class NeRF(nn.Module):
   """Coarse and fine fields with stratified then hierarchical sampling and volume rendering.
 
-  coarse, fine: two field modules (fields.build_field), each (points [..., S, 3], viewdirs [..., 3])
-  -> (rgb [..., S, 3], sigma [..., S]).
+  coarse, fine: two field modules (fields.build_field), each (points [..., S, 3], viewdirs [..., 3],
+  raw_noise [..., S] or None) -> (rgb [..., S, 3], sigma [..., S]); raw_noise is added to the density
+  before its activation (density_noise > 0, training only).
+  lindisp: coarse samples linear in inverse depth (sampling.stratified_samples).
   __call__(rays, keys) -> (coarse RenderResult, fine RenderResult). keys: one PRNG key per ray, or
   None (deterministic: bin centres and quantiles).
   """
@@ -46,6 +48,8 @@ class NeRF(nn.Module):
   near: float = 2.0
   far: float = 6.0
   white_bkgd: bool = True
+  lindisp: bool = False
+  density_noise: float = 0.0
 
   def __call__(self, rays, keys=None):
     """rays: Rays [...] (each field float32 [..., 3]); keys: uint32 [..., 2] or None.
@@ -55,25 +59,35 @@ class NeRF(nn.Module):
     the networks see the whole batch at once.
     """
     batch_shape = rays.origins.shape[:-1]
+    stratified = lambda key, shape: sampling.stratified_samples(
+        key, self.near, self.far, self.num_coarse, shape, lindisp=self.lindisp)
+    ray_keys = keys
     if keys is None:
-      z_vals = sampling.stratified_samples(None, self.near, self.far, self.num_coarse, batch_shape)
+      z_vals = stratified(None, batch_shape)
     else:
       keys = jnp.vectorize(jax.random.split, signature='(k)->(2,k)')(keys)
       coarse_keys, fine_keys = keys[..., 0, :], keys[..., 1, :]
-      z_vals = jnp.vectorize(
-          lambda key: sampling.stratified_samples(key, self.near, self.far, self.num_coarse, ()),
-          signature='(k)->(s)')(coarse_keys)
-    coarse = self._render(self.coarse, rays, z_vals)
+      z_vals = jnp.vectorize(lambda key: stratified(key, ()), signature='(k)->(s)')(coarse_keys)
+    coarse = self._render(self.coarse, rays, z_vals, self._noise(ray_keys, 1, z_vals.shape))
     if keys is None:
       z_vals = sampling.hierarchical_samples(None, z_vals, coarse.weights, self.num_fine)
     else:
       z_vals = jnp.vectorize(
           lambda key, z, w: sampling.hierarchical_samples(key, z, w, self.num_fine),
           signature='(k),(s),(s)->(f)')(fine_keys, z_vals, coarse.weights)
-    return coarse, self._render(self.fine, rays, z_vals)
+    return coarse, self._render(self.fine, rays, z_vals, self._noise(ray_keys, 2, z_vals.shape))
 
-  def _render(self, field, rays, z_vals):
+  def _noise(self, ray_keys, stream, shape):
+    """Gaussian noise for the raw densities, float32 `shape` [..., S], or None (evaluation, or
+    density_noise 0). Drawn from the ray's key folded with `stream`, so runs without noise keep their
+    random numbers."""
+    if ray_keys is None or self.density_noise <= 0:
+      return None
+    draw = lambda key: jax.random.normal(jax.random.fold_in(key, stream), shape[-1:])
+    return self.density_noise * jnp.vectorize(draw, signature='(k)->(s)')(ray_keys)
+
+  def _render(self, field, rays, z_vals, raw_noise=None):
     points = rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]
-    rgb, sigma = field(points, rays.viewdirs)
+    rgb, sigma = field(points, rays.viewdirs, raw_noise)
     return rendering.volume_render(rgb, sigma, z_vals, rays.directions, far=self.far,
                                    white_bkgd=self.white_bkgd)

@@ -4,12 +4,18 @@ import jax
 import jax.numpy as jnp
 
 
-def stratified_samples(key, near, far, num_samples, batch_shape):
+def stratified_samples(key, near, far, num_samples, batch_shape, *, lindisp=False):
   """Sample depths between near and far: bin centres, or one uniform draw per bin when key is given.
 
+  lindisp: bins of equal width in inverse depth (disparity) rather than in depth, so near depths get
+  more samples than far ones (NeRF's choice for real scenes used without NDC); needs near > 0.
   returns z_vals: float32 [*batch_shape, num_samples], sorted along the last axis.
   """
-  edges = jnp.linspace(near, far, num_samples + 1, dtype=jnp.float32)
+  if lindisp:
+    t = jnp.linspace(0.0, 1.0, num_samples + 1, dtype=jnp.float32)
+    edges = 1.0 / ((1.0 - t) / near + t / far)
+  else:
+    edges = jnp.linspace(near, far, num_samples + 1, dtype=jnp.float32)
   lower, upper = edges[:-1], edges[1:]
   shape = (*batch_shape, num_samples)
   if key is None:

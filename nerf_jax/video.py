@@ -66,7 +66,8 @@ def render_path(task, params, render_config, out_dir, eval_config, mesh=None):
     view = task.view_from_pose(f'{name}_{i:03d}', pose, intrinsics, path.height, path.width)
     outputs = evaluator.render(params, view)
     colour.append(evaluate.to_uint8(outputs['rgb']))
-    depth_map = task.extra_images(outputs).get('depth')
+    extra = task.extra_images(outputs)
+    depth_map = extra.get('depth', extra.get('disparity'))
     if depth_map is not None:
       depth.append(np.repeat(evaluate.to_uint8(depth_map[..., None]), 3, axis=-1))
     progress.update(1)

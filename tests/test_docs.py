@@ -12,7 +12,8 @@ import pytest
 from absl import flags
 
 from configs import default
-from nerf_jax import exercise
+from nerf_jax import exercise, sfm
+from nerf_jax.datasets import generated
 from tests.conftest import REPO
 
 sys.path.insert(0, REPO)
@@ -57,6 +58,10 @@ def command_problem(args):
     return None
   if args[1:3] == ['-m', 'nerf_jax.exercise']:
     parser, target = exercise.make_parser(), args[3:]
+  elif args[1:3] == ['-m', 'nerf_jax.sfm']:
+    parser, target = sfm, args[3:]
+  elif args[1:3] == ['-m', 'nerf_jax.datasets.generated']:
+    parser, target = generated, args[3:]
   elif args[1:2] == ['benchmarks/run.py']:
     parser, target = benchmarks.make_parser(), args[2:]
   elif args[1:3] == ['-m', 'pytest']:
@@ -69,7 +74,7 @@ def command_problem(args):
   else:
     return None
   try:
-    parser.parse_args(target)
+    parser.parse_args(target)  # an argparse parser, or a module with parse_args(argv)
   except SystemExit:
     return f'{" ".join(args)}: rejected by its argument parser'
   return None

@@ -9,6 +9,7 @@ Everything here is numpy and independent of `nerf_jax.camera`: the tests use thi
 outside reference for the ray and pose conventions (camera-to-world, camera looking down -Z, +Y up).
 """
 
+import argparse
 import json
 import os
 
@@ -141,3 +142,129 @@ def ensure_scene(root, scene):
     print(f'Rendering the built-in scene {scene!r} into {path} (first use, a few seconds)...')
     GENERATED_SCENES[scene](path)
   return True
+
+
+# A textured scene for structure from motion (nerf_jax.sfm and its test): SIFT needs many distinct
+# corners, which the spheres' regular checkers do not give. Three spheres on a ground disc, all coloured by
+# smooth random noise (a sum of plane waves in 3-D of random directions and wavelengths, so no two patches
+# look alike and nothing repeats), lit diffusely (view-independent, as SfM assumes), under a plain sky.
+# (centre xyz, radius, noise seed)
+TEXTURED_SPHERES = (
+    ((0.0, 0.0, -0.15), 0.65, 10),
+    ((0.8, 0.55, -0.55), 0.4, 11),
+    ((-0.6, 0.75, -0.6), 0.35, 12),
+)
+TEXTURED_GROUND = (-0.95, 2.4, 13)  # the ground disc: height z, radius, noise seed
+TEXTURED_WAVES = 48  # plane waves per noise texture
+# Wavelengths from ~0.08 to ~1 scene units: at 256 px a scene unit spans ~90 px, so the finest waves are
+# ~7 px long (fine SIFT corners, not aliased after 2x2 supersampling) and the longest vary the colour.
+TEXTURED_FREQUENCIES = (6.0, 80.0)  # angular frequency range, radians per scene unit
+
+
+def noise_texture(points, seed):
+  """Smooth random colour at `points` (float64 [..., 3]), a fixed function of `seed`. float64 [..., 3]
+  in [0.05, 0.95]."""
+  rng = np.random.default_rng(seed)
+  directions = rng.normal(size=(TEXTURED_WAVES, 3))
+  directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+  low, high = TEXTURED_FREQUENCIES
+  frequencies = np.exp(rng.uniform(np.log(low), np.log(high), TEXTURED_WAVES))
+  phases = rng.uniform(0.0, 2.0 * np.pi, TEXTURED_WAVES)
+  # Amplitudes falling as 1/sqrt(frequency): blobs at every scale (SIFT's octaves), none dominating.
+  # Mostly brightness (what SIFT sees) with a smaller random tint per wave; a base colour per seed.
+  amplitudes = frequencies**-0.5 / np.sqrt(np.sum(frequencies**-1.0) / 2.0)
+  weights = amplitudes[:, None] * (1.0 + 0.4 * rng.normal(size=(TEXTURED_WAVES, 3)))
+  base = rng.uniform(0.35, 0.65, 3)
+  waves = np.sin(points @ (directions * frequencies[:, None]).T + phases)
+  return np.clip(base + 0.3 * np.tanh(waves @ weights), 0.05, 0.95)
+
+
+def shade_textured(origins, directions):
+  """Colour of rays against the textured scene (TEXTURED_SPHERES on TEXTURED_GROUND under a sky).
+
+  origins, directions: float64 [..., 3]. Returns float64 [..., 3] rgb, opaque everywhere.
+  """
+  nearest = np.full(origins.shape[:-1], np.inf)
+  normals = np.zeros(origins.shape)
+  surface = np.full(origins.shape[:-1], -1)  # which surface each ray hits first: -1 none, then spheres, ground
+  for index, (centre, radius, _) in enumerate(TEXTURED_SPHERES):
+    oc = origins - np.asarray(centre)
+    a = np.sum(directions * directions, -1)
+    b = np.sum(oc * directions, -1)
+    disc = b * b - a * (np.sum(oc * oc, -1) - radius**2)
+    t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
+    hit = (disc > 0) & (t > 0) & (t < nearest)
+    normal = (origins + t[..., None] * directions - np.asarray(centre)) / radius
+    normals = np.where(hit[..., None], normal, normals)
+    surface, nearest = np.where(hit, index, surface), np.where(hit, t, nearest)
+  height, ground_radius, _ = TEXTURED_GROUND
+  with np.errstate(divide='ignore', invalid='ignore'):
+    t = (height - origins[..., 2]) / directions[..., 2]
+  points = origins + np.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)[..., None] * directions
+  hit = (t > 0) & (t < nearest) & (np.sum(points[..., :2] ** 2, -1) < ground_radius**2)
+  normals = np.where(hit[..., None], np.array([0.0, 0.0, 1.0]), normals)
+  surface, nearest = np.where(hit, len(TEXTURED_SPHERES), surface), np.where(hit, t, nearest)
+
+  # The sky: a plain vertical gradient, no texture (nothing there for SIFT to match at infinity).
+  unit = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+  rgb = (0.75 + 0.2 * np.clip(unit[..., 2:3], 0.0, 1.0)) * np.array([0.85, 0.9, 1.0])
+  diffuse = 0.45 + 0.55 * np.clip(np.sum(normals * _LIGHT, -1), 0.0, 1.0)
+  seeds = [s for _, _, s in TEXTURED_SPHERES] + [TEXTURED_GROUND[2]]
+  for index, seed in enumerate(seeds):
+    hit = surface == index
+    if np.any(hit):  # the texture only where it is seen: it is the costly part
+      points = origins[hit] + nearest[hit][:, None] * directions[hit]
+      rgb[hit] = noise_texture(points, seed) * diffuse[hit][:, None]
+  return rgb
+
+
+def textured_camera_positions(num_views, seed, radius=CAMERA_RADIUS, elevation=(15.0, 55.0)):
+  """An orbit of the textured scene: azimuths evenly spaced (each view overlaps its neighbours), slightly
+  jittered, elevations in degrees uniform in `elevation`. float64 [num_views, 3]."""
+  rng = np.random.default_rng(seed)
+  azimuth = (np.arange(num_views) + rng.uniform(-0.25, 0.25, num_views)) * 2.0 * np.pi / num_views
+  elev = np.radians(rng.uniform(*elevation, num_views))
+  return radius * np.stack([np.cos(elev) * np.cos(azimuth), np.cos(elev) * np.sin(azimuth), np.sin(elev)], -1)
+
+
+def write_textured_views(folder, num_views, size, *, seed=0, supersample=1):
+  """Renders `num_views` views of the textured scene, size x size, as folder/view_000.png, ...: photos
+  with known cameras, for testing structure from motion.
+
+  Returns poses: float64 [num_views, 4, 4] camera-to-world (OpenGL, as look_at_pose; all look at the
+  origin from CAMERA_RADIUS) and focal: the focal length in pixels (the field of view of CAMERA_ANGLE_X).
+  """
+  os.makedirs(folder, exist_ok=True)
+  focal = 0.5 * size / np.tan(0.5 * CAMERA_ANGLE_X)
+  poses = np.stack([look_at_pose(p) for p in textured_camera_positions(num_views, seed)])
+  s = supersample
+  for i, pose in enumerate(poses):
+    origins, directions = pixel_rays(pose, size, size, focal, s)
+    rgb = shade_textured(origins, directions).reshape(size, s, size, s, 3).mean(axis=(1, 3))
+    iio.imwrite(os.path.join(folder, f'view_{i:03d}.png'), np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+  return poses, focal
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      prog='python -m nerf_jax.datasets.generated',
+      description='Render a built-in scene: "spheres" as a Blender-format scene (what configs/demo.py '
+                  'reads), or "textured" as a folder of photos with no poses (for python -m nerf_jax.sfm).')
+  parser.add_argument('scene', choices=('spheres', 'textured'))
+  parser.add_argument('out', help='the folder to write')
+  parser.add_argument('--views', type=int, default=40, help='textured: how many photos (default 40)')
+  parser.add_argument('--size', type=int, default=400, help='their width and height in pixels (default 400)')
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.scene == 'spheres':
+    write_scene(args.out, size=args.size)
+  else:
+    write_textured_views(args.out, args.views, args.size, supersample=2)
+  print(f'Wrote {args.scene!r} into {args.out}.')
+
+
+if __name__ == '__main__':
+  main()

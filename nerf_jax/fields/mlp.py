@@ -29,8 +29,9 @@ class NerfMLP(nn.Module):
   dtype: Any = jnp.float32  # the matrix products' dtype; parameters stay float32
 
   @nn.compact
-  def __call__(self, points, viewdirs):
-    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit -> rgb [..., S, 3], sigma [..., S].
+  def __call__(self, points, viewdirs, raw_noise=None):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; raw_noise: float32 [..., S] added
+    to the raw density before its activation, or None -> rgb [..., S, 3], sigma [..., S].
 
     Outputs are float32 whatever `dtype` is: transmittance multiplies S terms, too many for bfloat16.
     """
@@ -42,6 +43,8 @@ class NerfMLP(nn.Module):
       if i == self.skip:
         x = jnp.concatenate([inputs, x], axis=-1)
     raw_sigma = layer(1, 'density')(x)[..., 0]
+    if raw_noise is not None:
+      raw_sigma = raw_sigma + raw_noise
     sigma = nn.softplus(raw_sigma + self.density_bias)
     features = layer(self.width, 'features')(x)
     # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and

@@ -5,18 +5,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from nerf_jax import batching, camera, camera_path, datasets, export, fields, losses, metrics, sampling, video
+from nerf_jax.datasets import llff
 from nerf_jax.errors import ConfigError
 from nerf_jax.models import NeRF
 from nerf_jax.tasks.base import EvalView, Task, select_views
 
 BATCHING = ('all_images', 'single_image')
+RENDER_PATHS = ('auto', 'orbit', 'spiral')
+NDC_NEAR = 1.0  # the world's near plane that NDC maps to depth 0 (LLFF scenes are scaled to put it there)
 
 
-def build_model(data_config, model_config):
+def build_model(data_config, model_config, near, far):
   m = model_config
   return NeRF(coarse=fields.build_field(m), fine=fields.build_field(m), num_coarse=m.num_coarse,
-              num_fine=m.num_fine, near=data_config.near, far=data_config.far,
-              white_bkgd=data_config.white_bkgd)
+              num_fine=m.num_fine, near=near, far=far, white_bkgd=data_config.white_bkgd,
+              lindisp=data_config.lindisp, density_noise=m.density_noise)
 
 
 class NerfTask(Task):
@@ -32,10 +35,23 @@ class NerfTask(Task):
       raise ConfigError(f'data.batching must be one of {BATCHING}, got {data_config.batching!r}.')
     self.data_config = data_config
     self.train_split = data_config.split
-    self.model = build_model(data_config, model_config)
-    self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
     self.scene = datasets.load_split(data_config, data_config.split) if scene is None else scene
     self._splits = {data_config.split: self.scene}
+    self.near, self.far = datasets.sampling_bounds(data_config, self.scene)
+    if data_config.lindisp and self.near <= 0:
+      raise ConfigError(f'data.lindisp=True samples in inverse depth and needs near > 0, got {self.near}.')
+    self.model = build_model(data_config, model_config, self.near, self.far)
+    self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
+
+  def rays(self, poses, intrinsics, rows, cols):
+    """camera.rays_from_pixels, then in NDC where data.ndc is set: the rays the model sees."""
+    rays = camera.rays_from_pixels(poses, intrinsics, rows, cols)
+    return camera.ndc_rays(rays, intrinsics, NDC_NEAR) if self.data_config.ndc else rays
+
+  def image_rays(self, pose, intrinsics, height, width):
+    """self.rays through every pixel of one view, flattened: numpy Rays [height * width, 3]."""
+    rows, cols = camera.pixel_grid(height, width)
+    return _flat(self.rays(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols))
 
   def init_inputs(self):
     return camera.image_rays(jnp.eye(4), camera.centred_intrinsics(1.0, 1, 1), 1, 1)
@@ -64,7 +80,7 @@ class NerfTask(Task):
         pixel_key, step, num_images, height, width, plan.batch_size,
         all_images=self.data_config.batching == 'all_images', precrop_steps=plan.precrop_steps,
         precrop_frac=plan.precrop_frac)
-    rays = camera.rays_from_pixels(data['poses'][image], data['intrinsics'][image], rows, cols)
+    rays = self.rays(data['poses'][image], data['intrinsics'][image], rows, cols)
     return {'rays': rays, 'rgb': data['images'][image, rows, cols],
             'keys': jax.random.split(jitter_key, plan.batch_size)}
 
@@ -101,7 +117,7 @@ class NerfTask(Task):
     height, width = view.target.shape[:2]
     rays = jax.tree_util.tree_map(lambda x: x.reshape(height, width, -1)[height // 2], view.inputs)
     m = self.model
-    z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,))
+    z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,), lindisp=m.lindisp)
     points = rays.origins[:, None, :] + z_vals[..., None] * rays.directions[:, None, :]
     return np.asarray(self.field_density(params, points.reshape(-1, 3))).reshape(width, m.num_coarse)
 
@@ -113,25 +129,33 @@ class NerfTask(Task):
   def eval_views(self, split, views=(0, -1, 1)):
     scene = self.split(split)
     for i in select_views(len(scene.names), views):
-      rays = camera.image_rays(scene.poses[i], scene.intrinsics[i], scene.height, scene.width)
-      yield EvalView(f'{split}_{i:03d}', _flat(rays), scene.images[i])
+      rays = self.image_rays(scene.poses[i], scene.intrinsics[i], scene.height, scene.width)
+      yield EvalView(f'{split}_{i:03d}', rays, scene.images[i])
 
   def view_from_pose(self, name, pose, intrinsics, height, width):
     """Every pixel of a camera at `pose`; the target is black (a pose has no ground truth)."""
-    rays = camera.image_rays(pose, intrinsics, height, width)
-    return EvalView(name, _flat(rays), np.zeros((height, width, 3), np.float32))
+    rays = self.image_rays(pose, intrinsics, height, width)
+    return EvalView(name, rays, np.zeros((height, width, 3), np.float32))
 
   def camera_path(self, render_config):
-    """render.camera_path's file; without one, an orbit around the origin (Blender scenes: +Z up) at
-    render.elevation degrees, radius render.radius or the training cameras' mean distance, seen by the
-    training split's first camera."""
+    """render.camera_path's file; without one, render.path: 'orbit' around the origin (Blender scenes:
+    +Z up) at render.elevation degrees, radius render.radius or the training cameras' mean distance;
+    'spiral', NeRF's path in front of a forward-facing scene (llff.spiral_poses); 'auto', the orbit for
+    inward-facing scenes and the spiral for forward-facing ones. Seen by the training split's first
+    camera."""
     c = render_config
     if c.camera_path:
       return camera_path.read(c.camera_path)
-    if self.scene.layout != 'inward':
-      raise ConfigError(f'--mode render orbits scenes whose cameras look inwards; this one is '
-                        f'{self.scene.layout!r}-facing: give a path in render.camera_path.')
-    poses = video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
+    if c.path not in RENDER_PATHS:
+      raise ConfigError(f'render.path must be one of {RENDER_PATHS}, got {c.path!r}.')
+    path = c.path if c.path != 'auto' else ('orbit' if self.scene.layout == 'inward' else 'spiral')
+    if path == 'spiral':
+      scene = self.scene
+      near = float(np.min(scene.near)) if scene.near is not None else self.data_config.near
+      far = float(np.max(scene.far)) if scene.far is not None else self.data_config.far
+      poses = llff.spiral_poses(scene.poses, near, far, c.frames)
+    else:
+      poses = video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
     intrinsics = np.repeat(self.scene.intrinsics[:1], len(poses), axis=0)
     return camera_path.CameraPath(poses, intrinsics, self.scene.height, self.scene.width, float(c.fps))
 
@@ -146,8 +170,11 @@ class NerfTask(Task):
     return rgb[:, 0]
 
   def scene_box(self):
-    """The cube every training camera sees past data.near (export.common_view_box)."""
-    return export.common_view_box(self.scene.poses, self.data_config.near)
+    """The cube every training camera sees past the near bound (export.common_view_box)."""
+    if self.data_config.ndc:
+      raise ConfigError('--mode mesh on an NDC scene (data.ndc=True) would mesh NDC space, not the '
+                        'world; train with data.ndc=False (and data.bounds=\'scene\') to export a mesh.')
+    return export.common_view_box(self.scene.poses, self.near)
 
   def view_points(self, view, outputs, min_opacity):
     """Each pixel whose opacity is over min_opacity, at its expected depth along its ray, coloured as
@@ -156,18 +183,22 @@ class NerfTask(Task):
     depth = (outputs['depth'] / np.maximum(outputs['acc'], 1e-6)).reshape(-1)[opaque]
     rays = view.inputs
     points = rays.origins[opaque] + depth[:, None] * rays.directions[opaque]
+    if self.data_config.ndc:  # back to the world, through the scene's camera (LLFF: one camera)
+      points = camera.world_from_ndc(points, self.scene.intrinsics[0], NDC_NEAR)
     return points, outputs['rgb'].reshape(-1, 3)[opaque]
 
   def num_views(self, split):
     return len(self.split(split).names)
 
   def extra_images(self, outputs):
-    """Depth (near = white, far or empty = black) and opacity maps: float [H, W] in [0, 1]."""
-    near, far = self.data_config.near, self.data_config.far
+    """Depth (near = white, far or empty = black) and opacity maps: float [H, W] in [0, 1]. In NDC the
+    depth t is 1 - near / z, so the same map is the disparity near / z ('disparity', not 'depth')."""
+    near, far = self.near, self.far
     # Where nothing was hit the expected depth is ~0; show it as far (black), not as near.
     depth = np.where(outputs['acc'] > 0.5, outputs['depth'] / np.maximum(outputs['acc'], 1e-6), far)
     depth = np.clip((far - depth) / (far - near), 0.0, 1.0)
-    return {'depth': depth, 'acc': np.clip(outputs['acc'], 0.0, 1.0)}
+    return {'disparity' if self.data_config.ndc else 'depth': depth,
+            'acc': np.clip(outputs['acc'], 0.0, 1.0)}
 
   def inspect(self, params, predict):
     """Opacity on rays from each training camera through its image centre (towards the object) and
@@ -178,7 +209,7 @@ class NerfTask(Task):
     rows = np.tile([h // 2, 0, 0, h - 1, h - 1], len(scene.poses))
     cols = np.tile([w // 2, 0, w - 1, 0, w - 1], len(scene.poses))
     views = np.repeat(np.arange(len(scene.poses)), 5)
-    rays = camera.rays_from_pixels(scene.poses[views], scene.intrinsics[views], rows, cols)
+    rays = self.rays(scene.poses[views], scene.intrinsics[views], rows, cols)
     acc = predict(params, jax.device_get(rays))['acc'].reshape(-1, 5)
     centre, corners = acc[:, 0], acc[:, 1:]
     # A threshold for --mode mesh from the densities on a coarse grid over the scene box.
@@ -193,7 +224,8 @@ class NerfTask(Task):
           f'DEAD DENSITY: opacity is ~0 on every ray through the scene centre (max {centre.max():.2g}). '
           f'The density output is <= 0 everywhere, so no gradient reaches it and it will not recover: '
           f'check the density activation and its bias (nerf_jax keeps softplus(raw - 1)).')
-    if min(centre.min(), corners.min()) > 0.99:
+    # A photo of a real scene (no alpha) is opaque on every ray, and rightly so.
+    if self.scene.alphas is not None and min(centre.min(), corners.min()) > 0.99:
       problems.append(
           f'OPAQUE EVERYWHERE: opacity is ~1 on every ray, background corners included (min '
           f'{min(centre.min(), corners.min()):.3f}): the density is too large everywhere, or far is '

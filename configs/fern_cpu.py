@@ -1,0 +1,30 @@
+"""NeRF on LLFF's fern sized for 2 CPU cores: 252x189 images, lego_cpu's small MLP, 20 minutes.
+
+python main.py --config configs/fern_cpu.py --config.data.root=../shared/data/nerf_llff_data
+python main.py --config configs/fern_cpu.py --config.data.root=../shared/data/nerf_llff_data --mode evaluate
+"""
+
+from configs import fern
+
+
+def get_config():
+  config = fern.get_config()
+  config.name = 'fern_cpu'
+  config.data.input_ratio = 0.5  # images_8 halved: 252x189
+  config.model.width = 128
+  config.model.depth = 4
+  config.model.skip = 2
+  config.model.width_view = 64
+  config.model.num_coarse = 32
+  config.model.num_fine = 64
+  config.train.steps = 4500
+  config.train.batch_size = 512
+  config.train.microbatches = 4  # 128 rays at a time stay in the caches (configs/lego_cpu.py)
+  config.train.lr = 1e-3
+  config.train.lr_decay_steps = 4500  # x0.1 over the run
+  config.train.log_every = 50
+  config.train.eval_every = 1500
+  config.train.checkpoint_every = 500
+  config.eval.chunk = 4096
+  config.eval.microbatches = 32
+  return config
