@@ -19,12 +19,14 @@ from nerf_jax.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class CameraPath:
-  """poses: float32 [F, 4, 4] camera-to-world; intrinsics: float32 [F, 4]; one frame size; fps."""
+  """poses: float32 [F, 4, 4] camera-to-world; intrinsics: float32 [F, 4]; one frame size; fps; name:
+  what the rendered files are called ('orbit', 'spiral', or the path file's name)."""
   poses: np.ndarray
   intrinsics: np.ndarray
   height: int
   width: int
   fps: float
+  name: str = 'path'
 
 
 def write(path, camera_path):
@@ -67,4 +69,4 @@ def read(path):
     poses.append(pose)
     intrinsics.append(k)
   return CameraPath(np.stack(poses), np.stack(intrinsics), int(data['height']), int(data['width']),
-                    float(data['fps']))
+                    float(data['fps']), name=os.path.splitext(os.path.basename(path))[0])

@@ -148,7 +148,7 @@ def check_dataset(config, out_dir, splits=None):
   splits: default, the ones the config reads: data.split, eval.train_split and eval.split.
   """
   data = config.data
-  if splits is None:
+  if splits is None:  # the training split first: its bounds are every split's
     splits = list(dict.fromkeys([data.split, config.eval.train_split, config.eval.split]))
   report, problems, scenes = {}, [], {}
   for split in splits:
@@ -159,11 +159,13 @@ def check_dataset(config, out_dir, splits=None):
       continue
     scenes[split] = scene
     fx, fy, cx, cy = np.round(scene.intrinsics.mean(axis=0), 3).tolist()
-    try:
-      near, far = datasets.sampling_bounds(data, scene)
+    try:  # the bounds every split is rendered with: the training split's (tasks.nerf.NerfTask)
+      near, far = datasets.sampling_bounds(data, scenes.get(data.split, scene))
     except ConfigError as e:
       problems.append(f'{split}: {e}')
       near, far = data.near, data.far
+    if split == data.split:
+      bounds = (near, far)
     report[split] = {'views': len(scene.names), 'height': scene.height, 'width': scene.width,
                      'intrinsics (mean fx, fy, cx, cy)': (fx, fy, cx, cy), 'layout': scene.layout,
                      'samples between (near, far)': (round(near, 3), round(far, 3)) if not data.ndc
@@ -183,10 +185,10 @@ def check_dataset(config, out_dir, splits=None):
     scene = scenes[data.split]
     if scene.layout == 'inward':  # the picture's circles are drawn around the common centre
       centre, _ = camera.look_at_centre(scene.poses)
-      picture = camera_picture(scene.poses, centre, *datasets.sampling_bounds(data, scene))
+      picture = camera_picture(scene.poses, centre, *bounds)
     else:  # depths in the world, whatever NDC makes of them
-      bounds = (np.min(scene.near), np.max(scene.far)) if scene.near is not None else (data.near, data.far)
-      picture = forward_picture(scene.poses, *bounds)
+      depths = (np.min(scene.near), np.max(scene.far)) if scene.near is not None else (data.near, data.far)
+      picture = forward_picture(scene.poses, *depths)
     iio.imwrite(os.path.join(out_dir, 'cameras.png'), picture)
     iio.imwrite(os.path.join(out_dir, 'precrop.png'), precrop_picture(scene.images[0], config.train.precrop_frac))
   return report, problems

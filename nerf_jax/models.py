@@ -34,9 +34,9 @@ class ImageMLP(nn.Module):
 class NeRF(nn.Module):
   """Coarse and fine fields with stratified then hierarchical sampling and volume rendering.
 
-  coarse, fine: two field modules (fields.build_field), each (points [..., S, 3], viewdirs [..., 3],
-  raw_noise [..., S] or None) -> (rgb [..., S, 3], sigma [..., S]); raw_noise is added to the density
-  before its activation (density_noise > 0, training only).
+  coarse, fine: two field modules (fields.build_field), each (points [..., S, 3], viewdirs [..., 3])
+  -> (rgb [..., S, 3], sigma [..., S]); with density_noise > 0, training also passes raw_noise
+  [..., S], to be added to the density before its activation (fields.mlp.NerfMLP).
   lindisp: coarse samples linear in inverse depth (sampling.stratified_samples).
   __call__(rays, keys) -> (coarse RenderResult, fine RenderResult). keys: one PRNG key per ray, or
   None (deterministic: bin centres and quantiles).
@@ -88,6 +88,7 @@ class NeRF(nn.Module):
 
   def _render(self, field, rays, z_vals, raw_noise=None):
     points = rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]
-    rgb, sigma = field(points, rays.viewdirs, raw_noise)
+    # raw_noise only where there is some: a field without the argument works until density_noise > 0.
+    rgb, sigma = field(points, rays.viewdirs) if raw_noise is None else field(points, rays.viewdirs, raw_noise)
     return rendering.volume_render(rgb, sigma, z_vals, rays.directions, far=self.far,
                                    white_bkgd=self.white_bkgd)

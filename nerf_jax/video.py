@@ -1,4 +1,5 @@
-"""--mode render: a 360-degree orbit around the scene, as colour and depth videos (MP4 and GIF)."""
+"""--mode render: a camera path (an orbit around the scene, a spiral before it, or a file), as colour
+and depth videos (MP4 and GIF)."""
 
 import os
 
@@ -52,13 +53,13 @@ def render_path(task, params, render_config, out_dir, eval_config, mesh=None):
   """Renders the task's camera path (task.camera_path: render.camera_path's file, or for NeRF the orbit
   of `render_config`) from `params`. Writes under out_dir (process 0) <name>.{mp4,gif}, where the task
   has a depth map <name>_depth.{mp4,gif}, and <name>.json, the path itself (camera_path's format: edit
-  it and render it again with render.camera_path). <name> is the path file's, or 'orbit'.
+  it and render it again with render.camera_path). <name> is the path's (camera_path.CameraPath.name).
 
   eval_config: config.eval (chunk and microbatches of the rendering). Returns the written paths.
   """
   c = render_config
   path = task.camera_path(c)
-  name = os.path.splitext(os.path.basename(c.camera_path))[0] if c.camera_path else 'orbit'
+  name = path.name
   evaluator = evaluate.Evaluator(task, eval_config.chunk, mesh, microbatches=eval_config.microbatches)
   colour, depth = [], []
   progress = Progress(len(path.poses), desc='render', unit='frame', enabled=parallel.is_main_process())

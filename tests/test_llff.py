@@ -190,7 +190,7 @@ def test_spiral_faces_the_scene_and_spreads_like_the_cameras(llff_root):
 def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, tmp_path):
   """The NeRF task on the LLFF scene in NDC: samples in [0, 1], rays on the near plane, a loss that falls
   and a disparity map; NDC on an inward scene is refused."""
-  from nerf_jax import tasks, train
+  from nerf_jax import checks, tasks, train, video
   config = small_nerf_config(llff_root, **{
       'data.format': 'llff', 'data.scene': 'fwd', 'data.factor': FACTOR, 'data.input_ratio': 1.0,
       'data.white_bkgd': False, 'data.ndc': True, 'model.density_noise': 1.0, 'train.steps': 60,
@@ -204,8 +204,19 @@ def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, tmp_path):
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
   before, _ = task.loss(train.create_train_state(config, task).params, batch, 0)
-  after, _ = task.loss(train.train_and_evaluate(config, str(tmp_path)).params, batch, 0)
+  params = train.train_and_evaluate(config, str(tmp_path)).params
+  after, _ = task.loss(params, batch, 0)
   assert after < 0.5 * before, (before, after)
+  # Evaluation writes disparity maps; --mode render draws the spiral (render.path 'auto').
+  train.evaluate_checkpoint(config, str(tmp_path))
+  assert iio.imread(str(tmp_path / 'eval' / 'test_step60' / 'test_000_disparity.png')).shape == (24, 32)
+  paths = video.render_path(task, params, override(config, **{'render.frames': 4}).render,
+                            str(tmp_path / 'render'), config.eval)
+  assert sorted(os.path.basename(p) for p in paths) == ['spiral.gif', 'spiral.json', 'spiral.mp4',
+                                                        'spiral_depth.gif', 'spiral_depth.mp4']
+  assert iio.imread(str(tmp_path / 'render' / 'spiral.mp4'), index=None).shape[:3] == (4, 24, 32)
+  report, problems = checks.check_network(task, params, config, repeats=1)  # --mode network
+  assert problems == [] and report['opacity_centre_rays'] > 0.5 and 'suggested_mesh_threshold' not in report
   inward = small_nerf_config(llff_root, **{'data.ndc': True})
   with pytest.raises((ConfigError, DatasetError)):
     tasks.make_task(inward)

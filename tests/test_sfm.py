@@ -113,7 +113,7 @@ def test_trains_on_the_reconstruction(reconstructed, tmp_path):
   and a few steps here): the loss on a fixed batch falls by half."""
   import jax
   from configs import colmap
-  from nerf_jax import batching, tasks, train
+  from nerf_jax import batching, tasks, train, video
   from tests.conftest import override
   _, _, scene, _ = reconstructed
   config = override(colmap.get_config(), **{
@@ -125,8 +125,16 @@ def test_trains_on_the_reconstruction(reconstructed, tmp_path):
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
   before, _ = task.loss(train.create_train_state(config, task).params, batch, 0)
-  after, _ = task.loss(train.train_and_evaluate(config, str(tmp_path)).params, batch, 0)
+  params = train.train_and_evaluate(config, str(tmp_path)).params
+  after, _ = task.loss(params, batch, 0)
   assert after < 0.5 * before, (before, after)
+  # Evaluation and --mode render work on it: an inward capture gets the orbit (the normalised world
+  # has the cameras' up as +Z, the scene's centre at the origin).
+  result = train.evaluate_checkpoint(config, str(tmp_path))
+  assert result['num_views'] == 3 and result['psnr'] > 10  # views 0, 8, 16 of the 24
+  paths = video.render_path(task, params, override(config, **{'render.frames': 3}).render,
+                            str(tmp_path / 'render'), config.eval)
+  assert 'orbit.mp4' in [os.path.basename(p) for p in paths]
 
 
 def test_a_distortion_model_is_undistorted_to_a_pinhole(reconstructed, tmp_path):

@@ -157,7 +157,8 @@ class NerfTask(Task):
     else:
       poses = video.orbit_poses(c.frames, c.radius or video.orbit_radius(self.scene.poses), c.elevation)
     intrinsics = np.repeat(self.scene.intrinsics[:1], len(poses), axis=0)
-    return camera_path.CameraPath(poses, intrinsics, self.scene.height, self.scene.width, float(c.fps))
+    return camera_path.CameraPath(poses, intrinsics, self.scene.height, self.scene.width, float(c.fps),
+                                  name=path)
 
   def field_density(self, params, points):
     _, sigma = self.model.apply(params, points[:, None, :], jnp.zeros_like(points),
@@ -212,12 +213,12 @@ class NerfTask(Task):
     rays = self.rays(scene.poses[views], scene.intrinsics[views], rows, cols)
     acc = predict(params, jax.device_get(rays))['acc'].reshape(-1, 5)
     centre, corners = acc[:, 0], acc[:, 1:]
-    # A threshold for --mode mesh from the densities on a coarse grid over the scene box.
-    lo, hi = self.scene_box()
-    sample = jax.jit(self.field_density)(params, export.grid_points(lo, hi, 32))
     report = {'opacity_centre_rays': round(float(centre.mean()), 4),
-              'opacity_corner_rays': round(float(corners.mean()), 4),
-              'suggested_mesh_threshold': round(export.suggest_threshold(np.asarray(sample)), 2)}
+              'opacity_corner_rays': round(float(corners.mean()), 4)}
+    if not self.data_config.ndc:  # a threshold for --mode mesh from densities on a grid over the scene box
+      lo, hi = self.scene_box()
+      sample = jax.jit(self.field_density)(params, export.grid_points(lo, hi, 32))
+      report['suggested_mesh_threshold'] = round(export.suggest_threshold(np.asarray(sample)), 2)
     problems = []
     if centre.max() < 0.01:
       problems.append(
