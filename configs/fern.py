@@ -1,4 +1,5 @@
-"""NeRF on LLFF's fern with the paper's settings (nerf-pytorch's configs/fern.txt; a GPU job).
+"""NeRF on LLFF's fern with the paper's settings (NeRF's config_fern.txt; nerf-pytorch's fern.txt is the
+same with 64 fine samples; a GPU job).
 
 python main.py --config configs/fern.py --config.data.root=../shared/data/nerf_llff_data
 Forward-facing: rays in NDC (near plane 1, samples uniform in NDC depth [0, 1], i.e. in disparity), every

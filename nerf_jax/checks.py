@@ -178,6 +178,11 @@ def check_dataset(config, out_dir, splits=None):
       problems += pose_problems(split, scene.poses, near, far)
     else:
       problems += forward_problems(split, scene.poses)
+      if data.bounds == 'config' and not data.ndc and scene.near is not None and (
+          data.near > scene.near.min() or data.far < scene.far.max()):
+        problems.append(f'{split}: data.near={data.near} .. data.far={data.far} cuts off the scene\'s own '
+                        f'bounds {scene.near.min():.2f} .. {scene.far.max():.2f}: set data.bounds=\'scene\' '
+                        f'(or data.ndc=True for a forward-facing capture).')
     if scene.alphas is not None:
       problems += alpha_problems(split, scene.names, scene.alphas)
   if data.split in scenes and parallel.is_main_process():

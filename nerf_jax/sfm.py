@@ -21,9 +21,9 @@ import shutil
 import sys
 import time
 
+from nerf_jax.datasets.scene import IMAGE_EXTENSIONS
 from nerf_jax.errors import DatasetError
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.m4v', '.avi', '.mkv', '.webm')
 MIN_IMAGES = 3  # the mapper's smallest model: an initial pair and one more view
 # 800 px, the size of the Blender scenes: SIFT on a 12-megapixel photo takes seconds per image and the

@@ -167,7 +167,6 @@ def test_lindisp_samples_are_even_in_inverse_depth():
   edges = 1 / ((1 - t) / 2.0 + t / 8.0)
   bins = np.searchsorted(edges, edges_z) - 1
   np.testing.assert_array_equal(bins, np.broadcast_to(np.arange(16), bins.shape))
-  np.testing.assert_allclose(np.diff(1 / edges), np.diff(1 / edges)[0])
   assert gaps[0] < 0 and abs(gaps[0] / gaps[-1] - 1) < 0.1
   linear = np.asarray(sampling.stratified_samples(None, 2.0, 8.0, 16, (1,)))
   np.testing.assert_allclose(np.diff(linear[0]), 6.0 / 16, rtol=1e-5)
@@ -187,7 +186,7 @@ def test_spiral_faces_the_scene_and_spreads_like_the_cameras(llff_root):
   np.testing.assert_allclose(reach[:2], radii[:2], rtol=0.01, atol=1e-3)
 
 
-def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, tmp_path):
+def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, spheres_root, tmp_path):
   """The NeRF task on the LLFF scene in NDC: samples in [0, 1], rays on the near plane, a loss that falls
   and a disparity map; NDC on an inward scene is refused."""
   from nerf_jax import checks, tasks, train, video
@@ -217,9 +216,30 @@ def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, tmp_path):
   assert iio.imread(str(tmp_path / 'render' / 'spiral.mp4'), index=None).shape[:3] == (4, 24, 32)
   report, problems = checks.check_network(task, params, config, repeats=1)  # --mode network
   assert problems == [] and report['opacity_centre_rays'] > 0.5 and 'suggested_mesh_threshold' not in report
-  inward = small_nerf_config(llff_root, **{'data.ndc': True})
-  with pytest.raises((ConfigError, DatasetError)):
+  inward = small_nerf_config(spheres_root, **{'data.ndc': True})
+  with pytest.raises(ConfigError, match='forward-facing'):
     tasks.make_task(inward)
+
+
+def test_every_view_shares_one_ndc_mapping(llff_root):
+  """A view with other intrinsics (another camera of a COLMAP capture, a camera path with another
+  field of view) is mapped into the same NDC space: a world point on its ray lands on its NDC ray where
+  the scene's mapping (the first training camera's) puts it."""
+  from nerf_jax import tasks
+  config = llff_config(llff_root, **{'task': 'nerf', 'data.ndc': True})
+  task = tasks.make_task(config)
+  pose = task.scene.poses[3]
+  other = task.scene.intrinsics[3] * np.array([1.3, 1.3, 1.1, 0.9], np.float32)
+  rows, cols = np.array([2, 12, 20]), np.array([5, 16, 30])
+  world = camera.rays_from_pixels(pose, other, rows, cols)
+  ndc = task.rays(pose, other, rows, cols)
+  ax, ay = (task.ndc_intrinsics[0] / task.ndc_intrinsics[2], task.ndc_intrinsics[1] / task.ndc_intrinsics[3])
+  for s in (2.0, 5.0):
+    x, y, z = (np.asarray(world.origins) + s * np.asarray(world.directions)).T
+    expected = np.stack([-ax * x / z, -ay * y / z, 1 + 2 / z], -1)
+    t = (expected[:, 2] - np.asarray(ndc.origins)[:, 2]) / np.asarray(ndc.directions)[:, 2]
+    np.testing.assert_allclose(np.asarray(ndc.origins) + t[:, None] * np.asarray(ndc.directions), expected,
+                               atol=1e-5)
 
 
 def test_bad_llff_input_names_the_file_and_the_fix(tmp_path):
@@ -300,3 +320,27 @@ def test_dataset_mode_draws_a_forward_rig_and_shows_each_views_bounds(llff_root,
   turned[2] = np.linalg.inv(turned[2]) @ np.diag([1.0, -1.0, -1.0, 1.0])  # inverted and flipped
   assert checks.forward_problems('train', scene.poses) == []
   assert 'look more than 45 deg away' in ' '.join(checks.forward_problems('train', turned))
+  # World-space sampling between the config's 2 .. 6 would cut the near half of this capture off.
+  world = override(config, **{'data.ndc': False, 'data.bounds': 'config'})
+  _, problems = checks.check_dataset(world, str(tmp_path))
+  assert any("set data.bounds='scene'" in p for p in problems), problems
+  scene_bounds = override(world, **{'data.bounds': 'scene'})
+  assert checks.check_dataset(scene_bounds, str(tmp_path))[1] == []
+
+
+def test_density_noise_only_while_training():
+  """model.density_noise perturbs the densities when rays come with keys (training) and never when
+  they do not (evaluation): the same parameters then render exactly what a noise-free model renders."""
+  from nerf_jax.tasks import nerf
+  config = small_nerf_config('unused', **{'model.num_coarse': 8, 'model.num_fine': 8})
+  plain = nerf.build_model(config.data, config.model, 2.0, 6.0)
+  noisy = nerf.build_model(config.data, override(config, **{'model.density_noise': 1.0}).model, 2.0, 6.0)
+  rays = camera.image_rays(generated.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
+  params = plain.init(jax.random.PRNGKey(0), rays)
+  keys = jax.random.split(jax.random.PRNGKey(1), 16).reshape(4, 4, 2)
+  for a, b in zip(plain.apply(params, rays), noisy.apply(params, rays)):
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+  coarse_noisy, _ = noisy.apply(params, rays, keys)
+  coarse_plain, _ = plain.apply(params, rays, keys)
+  np.testing.assert_array_equal(coarse_plain.z_vals, coarse_noisy.z_vals)  # the same samples ...
+  assert np.abs(np.asarray(coarse_plain.acc) - np.asarray(coarse_noisy.acc)).max() > 1e-3  # ... other densities

@@ -104,6 +104,9 @@ def test_the_colmap_loader_reads_the_output(reconstructed):
   assert sorted(split.names) == [f'view_{i:03d}.png' for i in range(NUM_VIEWS)]
   order = [int(n[5:8]) for n in split.names]
   scale, rotation, shift = umeyama(split.poses[:, :3, 3].astype(np.float64), poses[order, :3, 3])
+  centres = scale * split.poses[:, :3, 3] @ rotation.T + shift
+  rms = np.sqrt(np.mean(np.sum((centres - poses[order, :3, 3]) ** 2, -1))) / generated.CAMERA_RADIUS
+  assert rms < CENTRE_RMS_TOLERANCE, f'loaded camera centres off by {100 * rms:.2f} % of the radius (RMS)'
   relative = np.einsum('ij,njk,nlk->nil', rotation, split.poses[:, :3, :3], poses[order, :3, :3])
   np.testing.assert_allclose(relative, np.broadcast_to(np.eye(3), relative.shape), atol=0.02)
 

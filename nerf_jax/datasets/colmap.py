@@ -47,14 +47,12 @@ from nerf_jax.camera import look_at_centre
 from nerf_jax.datasets.blender import area_resize, composite_on_white
 from nerf_jax.datasets.colmap_model import FIX, model_extension, read_model
 # LLFF's normalisation, for forward-facing captures (names, not the package: nerf_jax.datasets imports this).
-from nerf_jax.datasets.llff import BD_FACTOR, NEAR_MARGIN, average_pose
-from nerf_jax.datasets.scene import SceneSplit
+from nerf_jax.datasets.llff import BD_FACTOR, NEAR_MARGIN, average_pose, split_indices
+from nerf_jax.datasets.scene import IMAGE_EXTENSIONS, SceneSplit
 from nerf_jax.errors import DatasetError
 
 CAMERA_RADIUS = 4.0  # 'inward': the cameras' mean distance from the scene's centre after normalisation
 FAR_MARGIN = 1.1  # far: this times the 99th percentile depth (near: NEAR_MARGIN, LLFF's 0.9, x the 1st)
-SPLITS = ('train', 'test')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 # Cameras whose axes all pass within this of the common centre, and whose viewing directions spread
 # wider than INWARD_SPREAD, look inward; a forward-facing capture's axes are near-parallel.
 INWARD_ANGLE, INWARD_SPREAD = 15.0, 20.0  # degrees
@@ -408,24 +406,6 @@ def read_view(scene, index, *, input_ratio=1.0, white_bkgd=True):
     pixels = area_resize(pixels, out_h, out_w)
     intrinsics = intrinsics * [out_w / w, out_h / h, out_w / w, out_h / h]
   return pixels[..., :3], (pixels[..., 3] if alpha is not None else None), intrinsics
-
-
-def split_indices(num_images, split, llffhold, where):
-  """Indices (into the name-sorted images) of split 'test' (every llffhold-th from 0) or 'train' (the
-  rest); llffhold 0: every image is 'train' and 'test' is empty, an error. int64 [num_views]."""
-  everything = np.arange(num_images)
-  test = everything[::llffhold] if llffhold > 0 else everything[:0]
-  if split == 'test':
-    chosen = test
-  elif split == 'train':
-    chosen = np.setdiff1d(everything, test)
-  else:
-    _fail(f'{where} has no split {split!r}: its splits are {SPLITS} (every data.llffhold-th image, by '
-          f'name, is "test"). Set data.split / eval.split to one of them.')
-  if not len(chosen):
-    _fail(f'Split {split!r} of {where} is empty ({num_images} images, data.llffhold={llffhold}); set '
-          f'data.llffhold to hold some images out, or use split "train".')
-  return chosen
 
 
 def load_split(root, scene, split, *, factor=1, llffhold=8, input_ratio=1.0, white_bkgd=True, views=None):

@@ -20,12 +20,11 @@ import numpy as np
 
 from nerf_jax.camera import centred_intrinsics
 from nerf_jax.datasets.blender import area_resize
-from nerf_jax.datasets.scene import SceneSplit
+from nerf_jax.datasets.scene import IMAGE_EXTENSIONS, SceneSplit
 from nerf_jax.errors import DatasetError
 
 BD_FACTOR = 0.75  # NeRF's: the nearest bound lands at 1 / 0.75 after rescaling
 NEAR_MARGIN = 0.9  # NeRF samples from 0.9 x the nearest bound (without NDC)
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 SPLITS = ('train', 'test')
 
 
@@ -92,12 +91,13 @@ def spiral_poses(poses, near, far, num_frames, rotations=2, z_rate=0.5):
   plane facing the scene, radii from the training cameras' spread, always looking at a focus depth
   between near and far (the depth of a 'mean' disparity).
 
-  poses: float [N, >=3, 4] camera-to-world (OpenGL axes), near < far: the scene's depth bounds
+  poses: float [N, >=3, 4] camera-to-world (OpenGL axes); near < far: the scene's closest and farthest
+  sampling depths (NeRF's: 0.9 x the nearest bound, as SceneSplit.near of an LLFF scene holds)
   returns float32 [num_frames, 4, 4]
   """
   centre = average_pose(poses)
   up = poses[:, :3, 1].sum(0)
-  close, infinity = 0.9 * near, 5.0 * far
+  close, infinity = near, 5.0 * far
   # Focus where the disparity is 3/4 of the way from infinity to the closest depth (NeRF's dt = .75).
   focus = 1.0 / (0.25 / close + 0.75 / infinity)
   radii = np.append(np.percentile(np.abs(poses[:, :3, 3] - centre[:, 3]), 90, axis=0), 1.0)
@@ -202,7 +202,7 @@ def load_scene(scene_dir, factor=1, input_ratio=1.0):
 
 def split_indices(num_images, split, llffhold, where):
   """Indices of split 'test' (every llffhold-th image from 0) or 'train' (the others); llffhold 0: every
-  image is 'train' and 'test' is empty, an error."""
+  image is 'train' and 'test' is empty, an error. int64 [num_views] into the name-sorted images."""
   everything = np.arange(num_images)
   test = everything[::llffhold] if llffhold > 0 else everything[:0]
   if split == 'test':

@@ -11,6 +11,8 @@ from nerf_jax.errors import DatasetError
 # 'inward': around an object, looking at a common centre (Blender, most COLMAP captures);
 # 'forward': a forward-facing capture, cameras roughly parallel (LLFF).
 LAYOUTS = ('inward', 'forward')
+# The image files every format and nerf_jax.sfm read (imageio decodes them all), lower case.
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 # Poses stored as float32 text (Blender's JSON) are orthonormal to ~1e-6; a scaled or sheared one is off
 # by far more.
 ROTATION_TOLERANCE = 1e-3

@@ -41,12 +41,16 @@ class NerfTask(Task):
     if data_config.lindisp and self.near <= 0:
       raise ConfigError(f'data.lindisp=True samples in inverse depth and needs near > 0, got {self.near}.')
     self.model = build_model(data_config, model_config, self.near, self.far)
+    # One NDC mapping for the whole scene: with each view's own intrinsics, views of different cameras
+    # would put the same world point at different NDC coordinates. The first training camera's.
+    self.ndc_intrinsics = self.scene.intrinsics[0]
     self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
 
   def rays(self, poses, intrinsics, rows, cols):
-    """camera.rays_from_pixels, then in NDC where data.ndc is set: the rays the model sees."""
+    """camera.rays_from_pixels, then in NDC where data.ndc is set (the scene's one NDC mapping): the
+    rays the model sees."""
     rays = camera.rays_from_pixels(poses, intrinsics, rows, cols)
-    return camera.ndc_rays(rays, intrinsics, NDC_NEAR) if self.data_config.ndc else rays
+    return camera.ndc_rays(rays, self.ndc_intrinsics, NDC_NEAR) if self.data_config.ndc else rays
 
   def image_rays(self, pose, intrinsics, height, width):
     """self.rays through every pixel of one view, flattened: numpy Rays [height * width, 3]."""
@@ -184,8 +188,10 @@ class NerfTask(Task):
     depth = (outputs['depth'] / np.maximum(outputs['acc'], 1e-6)).reshape(-1)[opaque]
     rays = view.inputs
     points = rays.origins[opaque] + depth[:, None] * rays.directions[opaque]
-    if self.data_config.ndc:  # back to the world, through the scene's camera (LLFF: one camera)
-      points = camera.world_from_ndc(points, self.scene.intrinsics[0], NDC_NEAR)
+    if self.data_config.ndc:  # back to the world; NDC depth 1 is at infinity, so drop what is nearly there
+      keep = points[:, 2] < 1.0 - 1e-3
+      points = camera.world_from_ndc(points[keep], self.ndc_intrinsics, NDC_NEAR)
+      return points, outputs['rgb'].reshape(-1, 3)[opaque][keep]
     return points, outputs['rgb'].reshape(-1, 3)[opaque]
 
   def num_views(self, split):
