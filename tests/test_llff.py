@@ -5,6 +5,7 @@ import os
 
 import imageio.v3 as iio
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -344,3 +345,24 @@ def test_density_noise_only_while_training():
   coarse_plain, _ = plain.apply(params, rays, keys)
   np.testing.assert_array_equal(coarse_plain.z_vals, coarse_noisy.z_vals)  # the same samples ...
   assert np.abs(np.asarray(coarse_plain.acc) - np.asarray(coarse_noisy.acc)).max() > 1e-3  # ... other densities
+
+
+def test_density_noise_needs_a_field_that_takes_it(spheres_root):
+  """A plug-in field without a raw_noise argument and model.density_noise > 0: a one-line ConfigError
+  when the task is built, not a TypeError inside the jitted step."""
+  import flax.linen as nn
+  from nerf_jax import fields, tasks
+
+  class Plain(nn.Module):
+    @nn.compact
+    def __call__(self, points, viewdirs):
+      return jnp.zeros((*points.shape[:-1], 3)), jnp.ones(points.shape[:-1])
+
+  fields.FIELDS.register('plain_test', lambda model_config, encoding, dir_encoding: Plain())
+  try:
+    config = small_nerf_config(spheres_root, **{'model.field': 'plain_test', 'model.density_noise': 1.0})
+    with pytest.raises(ConfigError, match=r"density_noise=1.0 but the field 'plain_test' \(Plain\)"):
+      tasks.make_task(config)
+    tasks.make_task(override(config, **{'model.density_noise': 0.0}))  # fine without noise
+  finally:
+    fields.FIELDS.unregister('plain_test')

@@ -1,5 +1,7 @@
 """The NeRF task: scenes of any format, rays sampled on the device, coarse + fine rendering loss."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +19,14 @@ NDC_NEAR = 1.0  # the world's near plane that NDC maps to depth 0 (LLFF scenes a
 
 def build_model(data_config, model_config, near, far):
   m = model_config
-  return NeRF(coarse=fields.build_field(m), fine=fields.build_field(m), num_coarse=m.num_coarse,
-              num_fine=m.num_fine, near=near, far=far, white_bkgd=data_config.white_bkgd,
-              lindisp=data_config.lindisp, density_noise=m.density_noise)
+  coarse, fine = fields.build_field(m), fields.build_field(m)
+  if m.density_noise > 0 and 'raw_noise' not in inspect.signature(type(coarse).__call__).parameters:
+    # Found here, not as a TypeError inside the jitted training step.
+    raise ConfigError(f'model.density_noise={m.density_noise} but the field {m.field!r} '
+                      f'({type(coarse).__name__}) takes no raw_noise argument: set model.density_noise=0, '
+                      f'or give its __call__ a raw_noise=None argument added to its raw density.')
+  return NeRF(coarse=coarse, fine=fine, num_coarse=m.num_coarse, num_fine=m.num_fine, near=near, far=far,
+              white_bkgd=data_config.white_bkgd, lindisp=data_config.lindisp, density_noise=m.density_noise)
 
 
 class NerfTask(Task):
