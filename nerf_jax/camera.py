@@ -117,3 +117,15 @@ def look_at_centre(poses):
   to_centre /= np.maximum(np.linalg.norm(to_centre, axis=-1, keepdims=True), 1e-12)
   angles = np.degrees(np.arccos(np.clip(np.sum(forward * to_centre, -1), -1.0, 1.0)))
   return centre, angles
+
+
+def angles_from_mean_direction(poses):
+  """Each camera's angle between its viewing direction (-Z) and the cameras' mean one: small for every
+  camera of a forward-facing rig, wide for cameras around an object.
+
+  poses: float [N, 4, 4] camera-to-world -> float64 [N] degrees
+  """
+  forward = -poses[:, :3, 2].astype(np.float64)
+  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+  mean = forward.sum(0) / max(np.linalg.norm(forward.sum(0)), 1e-12)
+  return np.degrees(np.arccos(np.clip(forward @ mean, -1.0, 1.0)))

@@ -40,9 +40,7 @@ def pose_problems(split, poses, near, far, max_angle=15.0):
 def forward_problems(split, poses, max_angle=45.0):
   """Problems with a forward-facing split's poses: cameras that do not look the way the others do (a
   world-to-camera matrix or a flipped axis turns a camera around)."""
-  forward = -poses[:, :3, 2].astype(np.float64)
-  mean = forward.sum(0) / np.linalg.norm(forward.sum(0))
-  angles = np.degrees(np.arccos(np.clip(forward @ mean, -1.0, 1.0)))
+  angles = camera.angles_from_mean_direction(poses)
   off = angles > max_angle
   if not off.any():
     return []

@@ -65,3 +65,19 @@ def small_nerf_config(root, **values):
               'eval.train_split': 'val', 'eval.train_views': (0, 1, 1), 'eval.chunk': 1024}
   settings.update(values)
   return override(lego.get_config(), **settings)
+
+
+def train_on_a_fixed_batch(config, workdir):
+  """Trains `config` in `workdir` and measures its loss on one fixed batch before and after.
+
+  Returns (task, trained params, loss before, loss after).
+  """
+  import jax
+  from nerf_jax import batching, tasks, train
+  task = tasks.make_task(config)
+  plan = batching.BatchPlan.from_config(config.train)
+  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
+  before, _ = task.loss(train.create_train_state(config, task).params, batch, 0)
+  params = train.train_and_evaluate(config, workdir).params
+  after, _ = task.loss(params, batch, 0)
+  return task, params, before, after

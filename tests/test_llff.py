@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from configs import default
-from nerf_jax import batching, camera, datasets, sampling
+from nerf_jax import camera, datasets, sampling
 from nerf_jax.datasets import generated, llff
 from nerf_jax.errors import ConfigError, DatasetError
 from nerf_jax.types import Rays
-from tests.conftest import REPO, override, small_nerf_config
+from tests.conftest import REPO, override, small_nerf_config, train_on_a_fixed_batch
 
 FERN_ROOT = os.environ.get('NERF_JAX_LLFF_DATA', os.path.join(REPO, '..', 'shared', 'data', 'nerf_llff_data'))
 FULL_H, FULL_W, FACTOR = 96, 128, 4  # the "photos" and the downsampled copies the loader reads
@@ -195,17 +195,12 @@ def test_nerf_on_an_ndc_scene_trains_and_renders_disparity(llff_root, spheres_ro
       'data.format': 'llff', 'data.scene': 'fwd', 'data.factor': FACTOR, 'data.input_ratio': 1.0,
       'data.white_bkgd': False, 'data.ndc': True, 'model.density_noise': 1.0, 'train.steps': 60,
       'train.precrop_steps': 0, 'eval.split': 'test', 'eval.train_split': 'test'})
-  task = tasks.make_task(config)
+  task, params, before, after = train_on_a_fixed_batch(config, str(tmp_path))
   assert (task.model.near, task.model.far) == (0.0, 1.0)
   view = next(task.eval_views('test', (0, 1, 1)))
   np.testing.assert_allclose(view.inputs.origins[:, 2], -1.0, atol=1e-5)
   outputs = {'rgb': np.zeros((24, 32, 3)), 'depth': np.full((24, 32), 0.5), 'acc': np.ones((24, 32))}
   assert set(task.extra_images(outputs)) == {'disparity', 'acc'}
-  plan = batching.BatchPlan.from_config(config.train)
-  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
-  before, _ = task.loss(train.create_train_state(config, task).params, batch, 0)
-  params = train.train_and_evaluate(config, str(tmp_path)).params
-  after, _ = task.loss(params, batch, 0)
   assert after < 0.5 * before, (before, after)
   # Evaluation writes disparity maps; --mode render draws the spiral (render.path 'auto').
   train.evaluate_checkpoint(config, str(tmp_path))

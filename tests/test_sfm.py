@@ -114,22 +114,16 @@ def test_the_colmap_loader_reads_the_output(reconstructed):
 def test_trains_on_the_reconstruction(reconstructed, tmp_path):
   """Photos -> sfm -> the colmap format -> NeRF training with configs/colmap.py's settings (a small model
   and a few steps here): the loss on a fixed batch falls by half."""
-  import jax
   from configs import colmap
-  from nerf_jax import batching, tasks, train, video
-  from tests.conftest import override
+  from nerf_jax import train, video
+  from tests.conftest import override, train_on_a_fixed_batch
   _, _, scene, _ = reconstructed
   config = override(colmap.get_config(), **{
       'data.root': os.path.dirname(scene), 'data.scene': 'textured', 'model.width': 64, 'model.num_coarse': 16,
       'model.num_fine': 16, 'train.steps': 60, 'train.lr': 5e-3, 'train.lr_decay_steps': 60,
       'train.eval_every': 0, 'train.checkpoint_every': 60, 'eval.train_views': (0, 1, 1)})
-  task = tasks.make_task(config)
+  task, params, before, after = train_on_a_fixed_batch(config, str(tmp_path))
   assert task.scene.layout == 'inward' and 0 < task.near < task.far
-  plan = batching.BatchPlan.from_config(config.train)
-  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
-  before, _ = task.loss(train.create_train_state(config, task).params, batch, 0)
-  params = train.train_and_evaluate(config, str(tmp_path)).params
-  after, _ = task.loss(params, batch, 0)
   assert after < 0.5 * before, (before, after)
   # Evaluation and --mode render work on it: an inward capture gets the orbit (the normalised world
   # has the cameras' up as +Z, the scene's centre at the origin).

@@ -96,6 +96,20 @@ def read_transforms(scene_dir, split):
   return meta
 
 
+def decode_image(path):
+  """Any format's image file as float32 [H, W, C] in [0, 1] (C = 1 for grey, 3 RGB, 4 RGBA); a file
+  that does not decode is a DatasetError naming it."""
+  try:
+    image = np.asarray(iio.imread(path))
+  except Exception as e:  # noqa: BLE001 (a truncated or non-image file: each decoder fails its own way)
+    _fail(f'Image {path!r} could not be read ({type(e).__name__}: {" ".join(str(e).split())[:160]}); it '
+          f'is truncated or not an image. Re-export or re-download it.')
+  if image.ndim == 2:
+    image = image[..., None]
+  scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+  return image.astype(np.float32) / scale
+
+
 def read_rgba(scene_dir, file_path):
   """One frame's image as float32 [H, W, 4] in [0, 1]."""
   path = os.path.normpath(os.path.join(scene_dir, file_path))
@@ -103,17 +117,11 @@ def read_rgba(scene_dir, file_path):
     path += '.png'  # Blender's transforms name frames without the extension.
   if not os.path.isfile(path):
     _fail(f'Image {path!r} named in the transforms file is missing; the scene folder is incomplete.')
-  try:
-    image = np.asarray(iio.imread(path))
-  except Exception as e:  # noqa: BLE001 (a truncated or non-image file: each decoder fails its own way)
-    _fail(f'Image {path!r} could not be read ({type(e).__name__}: {" ".join(str(e).split())[:160]}); it '
-          f'is truncated or not an image. Re-export or re-download it.')
-  if image.ndim != 3 or image.shape[-1] != 4:
-    channels = 1 if image.ndim == 2 else image.shape[-1]
-    _fail(f'Image {path!r} has {channels} channel(s); Blender scenes are RGBA (4 channels) so the '
+  image = decode_image(path)
+  if image.shape[-1] != 4:
+    _fail(f'Image {path!r} has {image.shape[-1]} channel(s); Blender scenes are RGBA (4 channels) so the '
           f'object can be composited onto the background. Re-export it with an alpha channel.')
-  scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
-  return image.astype(np.float32) / scale
+  return image
 
 
 def load_split(root, scene, split, *, input_ratio=1.0, white_bkgd=True, views=None):

@@ -40,11 +40,10 @@ and splits the images sorted by name: every data.llffhold-th (0, llffhold, ...) 
 import dataclasses
 import os
 
-import imageio.v3 as iio
 import numpy as np
 
-from nerf_jax.camera import look_at_centre
-from nerf_jax.datasets.blender import area_resize, composite_on_white
+from nerf_jax.camera import angles_from_mean_direction, look_at_centre
+from nerf_jax.datasets.blender import area_resize, composite_on_white, decode_image
 from nerf_jax.datasets.colmap_model import FIX, model_extension, read_model
 # LLFF's normalisation, for forward-facing captures (names, not the package: nerf_jax.datasets imports this).
 from nerf_jax.datasets.llff import BD_FACTOR, NEAR_MARGIN, average_pose, split_indices
@@ -149,12 +148,7 @@ def look_at_layout(poses):
   poses: float [N, 4, 4] camera-to-world (OpenGL)
   """
   centre, angles = look_at_centre(poses)
-  forward = -poses[:, :3, 2].astype(np.float64)
-  forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
-  mean = forward.sum(0)
-  mean /= max(np.linalg.norm(mean), 1e-12)
-  spread = np.degrees(np.arccos(np.clip(forward @ mean, -1.0, 1.0)))
-  if np.mean(angles <= INWARD_ANGLE) >= 0.9 and spread.max() > INWARD_SPREAD:
+  if np.mean(angles <= INWARD_ANGLE) >= 0.9 and angles_from_mean_direction(poses).max() > INWARD_SPREAD:
     return 'inward', centre
   return 'forward', None
 
@@ -373,17 +367,11 @@ def read_view(scene, index, *, input_ratio=1.0, white_bkgd=True):
   """
   path = os.path.join(scene.folder, scene.files[index])
   camera = scene.cameras[index]
-  try:
-    image = np.asarray(iio.imread(path))
-  except Exception as e:  # noqa: BLE001 (a truncated or non-image file: each decoder fails its own way)
-    _fail(f'Image {path!r} could not be read ({type(e).__name__}: {" ".join(str(e).split())[:160]}); it '
-          f'is truncated or not an image. Re-export it.')
-  if image.ndim == 2:
-    image = np.repeat(image[..., None], 3, axis=-1)
-  if image.ndim != 3 or image.shape[-1] not in (3, 4):
+  image = decode_image(path)
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  if image.shape[-1] not in (3, 4):
     _fail(f'Image {path!r} has shape {image.shape}; expected RGB or RGBA.')
-  scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
-  image = image.astype(np.float32) / scale
   h, w = image.shape[:2]
   # The camera was calibrated at camera.width x camera.height; the file may be a downsampled copy.
   scale_x, scale_y = w / camera.width, h / camera.height

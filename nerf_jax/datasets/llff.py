@@ -15,11 +15,10 @@ and splits the images: every data.llffhold-th (0, 8, 16, ...) is 'test', the res
 
 import os
 
-import imageio.v3 as iio
 import numpy as np
 
 from nerf_jax.camera import centred_intrinsics
-from nerf_jax.datasets.blender import area_resize
+from nerf_jax.datasets.blender import area_resize, decode_image
 from nerf_jax.datasets.scene import IMAGE_EXTENSIONS, SceneSplit
 from nerf_jax.errors import DatasetError
 
@@ -118,15 +117,8 @@ def image_files(folder):
 
 def read_rgb(path):
   """float32 [H, W, 3] in [0, 1] (an alpha channel, if any, is dropped: LLFF photos are opaque)."""
-  try:
-    image = np.asarray(iio.imread(path))
-  except Exception as e:  # noqa: BLE001 (a truncated or non-image file: each decoder fails its own way)
-    _fail(f'Image {path!r} could not be read ({type(e).__name__}: {" ".join(str(e).split())[:160]}); '
-          f're-export it.')
-  if image.ndim == 2:
-    image = np.repeat(image[..., None], 3, axis=-1)
-  scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
-  return image[..., :3].astype(np.float32) / scale
+  image = decode_image(path)
+  return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
 def _image_source(scene_dir, factor, count, poses_path):
