@@ -30,11 +30,14 @@ def get_config():
   data.llffhold = 8  # every llffhold-th image (0, 8, 16, ...) is split 'test', the rest 'train' (0: all train)
   data.ndc = False  # nerf, forward-facing scenes: sample in normalised device coordinates (near plane 1)
   data.lindisp = False  # nerf: samples linear in inverse depth (disparity) rather than in depth
+  # nerf, scenes with alpha: while training, each ray's target is composited onto a random colour (and
+  # so is its render) instead of white, so the field cannot paint the background into the object
+  data.random_bkgd = False
 
   config.model = model = ml_collections.ConfigDict()
-  model.field = 'mlp'  # nerf: the field (point, direction) -> (rgb, density): fields.FIELDS
-  model.encoding = 'frequency'  # of points (nerf) and of (u, v) (img_fit): fields.ENCODINGS
-  model.dir_encoding = 'frequency'  # nerf: of view directions: fields.ENCODINGS
+  model.field = 'mlp'  # nerf: the field (point, direction) -> (rgb, density): fields.FIELDS ('mlp', 'ngp')
+  model.encoding = 'frequency'  # of points (nerf) and of (u, v) (img_fit): fields.ENCODINGS ('hashgrid')
+  model.dir_encoding = 'frequency'  # nerf: of view directions: fields.ENCODINGS ('sh')
   model.width = 128  # hidden units per layer
   model.depth = 4  # hidden layers
   model.num_freqs = 10  # 'frequency' encoding: frequencies of the input coordinates (nerf: points)
@@ -50,6 +53,36 @@ def get_config():
   # sums; parameters, gradients, encoding and volume rendering stay float32). NeRF configs use bfloat16
   # (configs/lego.py says why); image fitting stays float32: no faster in bfloat16 on a CPU.
   model.dtype = 'float32'
+  # nerf: where the field is queried: 'hierarchical' (coarse + fine fields, NeRF) or 'occupancy' (one
+  # field at fixed steps through the cells an occupancy grid marks occupied, instant-NGP)
+  model.sampler = 'hierarchical'
+  # The cube [lo, hi]^3 the hash grid, the 'ngp' field and the occupancy grid cover (image fitting:
+  # the (u, v) square, (0, 1)). Blender scenes fit in (-1.5, 1.5).
+  model.box = (-1.5, 1.5)
+  # 'hashgrid' encoding (fields/hashgrid.py): levels, features per level, log2 of the table size,
+  # coarsest and finest cells per side of the box
+  model.hash_levels = 16
+  model.hash_features = 2
+  model.hash_table_log2 = 19
+  model.hash_coarsest = 16
+  model.hash_finest = 2048
+  model.hash_custom_vjp = False  # the hand-written backward pass (benchmarks: no faster than autodiff)
+  model.sh_degree = 4  # 'sh' dir_encoding: bands 0 .. sh_degree - 1 (sh_degree^2 values)
+  model.geo_features = 15  # 'ngp' field: features from the density MLP to the colour MLP
+  # model.sampler='occupancy': the grid's cells per side, steps between updates, warm-up steps that
+  # update every cell, the density's decay per update, and the opacity over a step that counts occupied
+  model.grid_resolution = 128
+  model.grid_every = 16
+  model.grid_warmup_steps = 256
+  model.grid_decay = 0.95
+  model.grid_threshold = 0.01
+  model.march_steps = 1024  # fixed steps along the box's diagonal (the step size follows)
+  # samples per ray, averaged over a batch, each marching stage may query while training: every stage
+  # but the last gives each ray its next samples, the last the rest of as many whole rays as fit (the
+  # others are left out of the loss); rays whose transmittance is under 1e-4 after a stage take no
+  # more (early termination). models.OccupancyNeRF
+  model.march_samples = (16, 16)
+  model.march_eval_samples = (32, 64)  # the same in evaluation and rendering (no ray is left out there)
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 10_000  # total optimisation steps
@@ -76,6 +109,7 @@ def get_config():
   optimizer.clip_norm = 0.0  # clip gradients to this global norm first (0: off)
   optimizer.clip_value = 0.0  # clip each gradient entry to [-v, v] (0: off)
   optimizer.weight_decay = 0.0  # decoupled weight decay, AdamW-style (0: off)
+  optimizer.weight_decay_pattern = ''  # ... on the parameters whose path matches this regex (empty: all)
   # Parameter groups with their own learning rate: ((regex on the parameter path, lr scale), ...),
   # e.g. (('encoding', 10.0),) for a grid's tables at 10x the rate of the MLP's weights.
   optimizer.groups = ()

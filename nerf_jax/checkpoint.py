@@ -38,6 +38,12 @@ ADDED_KEYS = {
     'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [], 'train.progress_every_s': 30.0,
     'data.bounds': 'config', 'data.factor': 1, 'data.llffhold': 8, 'data.ndc': False, 'data.lindisp': False,
     'model.density_noise': 0.0,
+    'data.random_bkgd': False, 'train.optimizer.weight_decay_pattern': '', 'model.sampler': 'hierarchical',
+    'model.box': [-1.5, 1.5], 'model.hash_levels': 16, 'model.hash_features': 2, 'model.hash_table_log2': 19,
+    'model.hash_coarsest': 16, 'model.hash_finest': 2048, 'model.hash_custom_vjp': False, 'model.sh_degree': 4,
+    'model.geo_features': 15, 'model.grid_resolution': 128, 'model.grid_every': 16,
+    'model.grid_warmup_steps': 256, 'model.grid_decay': 0.95, 'model.grid_threshold': 0.01,
+    'model.march_steps': 1024, 'model.march_samples': [16, 16], 'model.march_eval_samples': [32, 64],
 }
 
 

@@ -10,7 +10,7 @@ import re
 
 from nerf_jax import batching, datasets, fields, losses, optim, tasks
 from nerf_jax.errors import ConfigError
-from nerf_jax.tasks.nerf import BATCHING, RENDER_PATHS
+from nerf_jax.tasks.nerf import BATCHING, RENDER_PATHS, SAMPLERS
 
 RENDER_FORMATS = ('mp4', 'gif')
 
@@ -52,6 +52,23 @@ def config_problems(config, num_devices=1):
               'model.width_view', 'model.num_fine', 'render.frames', 'mesh.chunk'):
     _range(p, config, key, 1, integer=True)
   _range(p, config, 'model.num_coarse', 3, integer=True)  # hierarchical sampling needs inner bins
+  for key in ('model.hash_levels', 'model.hash_features', 'model.hash_coarsest', 'model.geo_features',
+              'model.grid_resolution', 'model.grid_every', 'model.march_steps'):
+    _range(p, config, key, 1, integer=True)
+  _range(p, config, 'model.hash_table_log2', 4, 30, integer=True)
+  _range(p, config, 'model.sh_degree', 1, 4, integer=True)
+  _range(p, config, 'model.grid_warmup_steps', 0, integer=True)
+  _range(p, config, 'model.grid_decay', 0, 1)
+  _range(p, config, 'model.grid_threshold', 0)
+  if m.hash_finest < m.hash_coarsest:
+    p.append(f'model.hash_finest={m.hash_finest} must be >= model.hash_coarsest={m.hash_coarsest}')
+  if len(m.box) != 2 or not m.box[0] < m.box[1]:
+    p.append(f'model.box={tuple(m.box)!r} must be (lo, hi) with lo < hi')
+  if m.sampler not in SAMPLERS:
+    p.append(f'model.sampler={m.sampler!r} must be one of {list(SAMPLERS)}')
+  for key in ('march_samples', 'march_eval_samples'):
+    if not m[key] or not all(isinstance(n, int) and n >= 1 for n in m[key]):
+      p.append(f'model.{key}={tuple(m[key])!r} must be a non-empty tuple of positive integers')
   for key in ('train.lr', 'train.lr_decay_steps', 'train.lr_decay_rate', 'render.fps'):
     _range(p, config, key, 0, low_open=True)
   for key in ('train.progress_every_s', 'train.optimizer.clip_norm', 'train.optimizer.clip_value', 'train.optimizer.weight_decay',

@@ -4,9 +4,15 @@ import jax
 import jax.numpy as jnp
 
 
-def mse(a, b):
-  """Mean squared error over all elements. a, b: float32 [...] -> float32 []."""
-  return jnp.mean((a - b) ** 2)
+def mse(a, b, where=None):
+  """Mean squared error over all elements. a, b: float32 [..., C] -> float32 [].
+
+  where: bool [...] or None: only those rows count (all of them when None; 0 when none is set).
+  """
+  if where is None:
+    return jnp.mean((a - b) ** 2)
+  rows = jnp.sum((a - b) ** 2, axis=-1) * where
+  return jnp.sum(rows) / jnp.maximum(jnp.sum(where) * a.shape[-1], 1)
 
 
 def psnr_from_mse(value):

@@ -47,7 +47,8 @@ def make_optimizer(train_config):
   """The optax GradientTransformation train.optimizer describes, on train.lr's decaying schedule.
 
   train.optimizer keys: name (OPTIMIZERS), b1, b2, eps (Adam's), clip_norm and clip_value (0: off),
-  weight_decay (decoupled, AdamW-style; 0: off), groups: ((regex, lr scale), ...) giving the
+  weight_decay (decoupled, AdamW-style; 0: off) on the parameters whose path matches the regex
+  weight_decay_pattern (empty: all), groups: ((regex, lr scale), ...) giving the
   parameters whose path matches a regex their own learning rate (schedule x scale), e.g.
   (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate.
   """
@@ -61,7 +62,11 @@ def make_optimizer(train_config):
     parts.append(optax.clip(c.clip_value))
   parts.append(OPTIMIZERS.get(c.name)(c))
   if c.weight_decay:
-    parts.append(optax.add_decayed_weights(c.weight_decay))
+    mask = None
+    if c.weight_decay_pattern:  # only the parameters whose path matches (instant-NGP: the MLPs')
+      mask = lambda params: jax.tree_util.tree_map_with_path(
+          lambda path, _: re.search(c.weight_decay_pattern, parameter_path(path)) is not None, params)
+    parts.append(optax.add_decayed_weights(c.weight_decay, mask=mask))
   if groups:
     rates = {'default': optax.scale_by_learning_rate(schedule)}
     for i, (_, scale) in enumerate(groups):
@@ -70,3 +75,10 @@ def make_optimizer(train_config):
   else:
     parts.append(optax.scale_by_learning_rate(schedule))
   return optax.chain(*parts)
+
+
+def parameters_only(tx, variables):
+  """`tx` on the 'params' collection of `variables`; every other collection (state a task updates
+  itself, e.g. an occupancy grid) gets zero updates and no optimiser state."""
+  labels = {name: 'params' if name == 'params' else 'state' for name in variables}
+  return optax.multi_transform({'params': tx, 'state': optax.set_to_zero()}, labels)

@@ -5,12 +5,14 @@ import jax.numpy as jnp
 from nerf_jax.types import RenderResult
 
 
-def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd):
+def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background=None):
   """Composites samples front to back.
 
   rgb: float32 [..., S, 3]; sigma: float32 [..., S] >= 0; z_vals: float32 [..., S] sorted, < far;
   directions: float32 [..., 3], the un-normalised ray directions the z_vals are measured along
-  far: where the last sample's interval ends
+  far: where the last sample's interval ends (a float, or float32 [..., 1] per ray)
+  background: float32 [..., 3], the colour behind each ray (training on random backgrounds), or
+    None: white where white_bkgd, else black
   returns RenderResult with rgb [..., 3], depth / acc / disp [...], weights [..., S]
   """
   # Sample i stands for [z_i, z_{i+1}), the last one for [z_last, far]. (NeRF's code made the last
@@ -29,7 +31,9 @@ def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd):
   acc = jnp.sum(weights, axis=-1)
   depth = jnp.sum(weights * z_vals, axis=-1)
   colour = jnp.sum(weights[..., None] * rgb, axis=-2)
-  if white_bkgd:
+  if background is not None:
+    colour = colour + (1.0 - acc[..., None]) * background
+  elif white_bkgd:
     colour = colour + (1.0 - acc[..., None])
   disp = acc / jnp.maximum(depth, 1e-10)  # = 1 / (depth / acc), 0 for a ray that hits nothing
   return RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=weights, z_vals=z_vals)

@@ -33,6 +33,8 @@ def create_train_state(config, task, mesh=None):
   init_key, run_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
   params = task.model.init(init_key, task.init_inputs())
   tx = optim.make_optimizer(config.train)
+  if set(params) != {'params'}:  # collections the task updates itself (after_step): not the optimiser's
+    tx = optim.parameters_only(tx, params)
   state = TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
   return parallel.put(jax.device_get(state), parallel.replicated(mesh))
 
@@ -88,8 +90,12 @@ def make_train_iteration(task, plan, microbatches=1, mesh=None):
                               axis_name=parallel.AXIS)
 
   def per_device(state, data):
-    batch = task.sample_batch(data, jax.random.fold_in(state.key, state.step), state.step, plan)
-    return step_fn(state, parallel.local_slice(batch, mesh.size))
+    key = jax.random.fold_in(state.key, state.step)
+    batch = task.sample_batch(data, key, state.step, plan)
+    new_state, metrics = step_fn(state, parallel.local_slice(batch, mesh.size))
+    # After the update, with the same key on every device: the task's own state stays replicated.
+    variables = task.after_step(new_state.params, state.step, jax.random.fold_in(key, 1))
+    return new_state.replace(params=variables), metrics
 
   spec = jax.sharding.PartitionSpec()
   return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec)),

@@ -1,5 +1,7 @@
 """Pytrees passed between the pure NeRF functions."""
 
+from typing import Optional
+
 import flax
 import jax
 
@@ -24,7 +26,8 @@ class RenderResult:
 
   rgb: float32 [..., 3]; depth: float32 [...] (expected z_val); acc: float32 [...] accumulated opacity;
   disp: float32 [...] acc / depth, 0 where nothing was hit; weights: float32 [..., num_samples];
-  z_vals: float32 [..., num_samples]
+  z_vals: float32 [..., num_samples]; complete: bool [...] where a sampler with a fixed budget
+  (models.OccupancyNeRF) queried every sample the ray needed, else None (all rays are)
   """
   rgb: jax.Array
   depth: jax.Array
@@ -32,3 +35,4 @@ class RenderResult:
   disp: jax.Array
   weights: jax.Array
   z_vals: jax.Array
+  complete: Optional[jax.Array] = None

@@ -7,7 +7,7 @@ Flax modules. A new one is a file of its own with a `build` function, plus one l
   field: build(model_config, encoding, dir_encoding) -> nn.Module
 """
 
-from nerf_jax.fields import frequency, mlp
+from nerf_jax.fields import frequency, hashgrid, mlp, ngp, sh
 from nerf_jax.fields.layers import COMPUTE_DTYPES, compute_dtype
 from nerf_jax.registry import Registry
 
@@ -15,7 +15,10 @@ ENCODINGS = Registry('encoding', 'model.encoding')
 FIELDS = Registry('field', 'model.field')
 
 ENCODINGS.register('frequency', frequency.build)
+ENCODINGS.register('hashgrid', hashgrid.build)
+ENCODINGS.register('sh', sh.build)
 FIELDS.register('mlp', mlp.build)
+FIELDS.register('ngp', ngp.build)
 
 
 def build_encoding(model_config, role):

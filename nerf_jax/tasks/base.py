@@ -73,6 +73,14 @@ class Task(abc.ABC):
     """(scalar loss, {name: scalar metric}), a mean over the batch (jittable, deterministic). `step`
     (int32 []) lets a term anneal its weight."""
 
+  def after_step(self, variables, step, key) -> Any:
+    """The model's variables after the optimiser's update of step `step` (int32 []), for state the
+    task keeps itself rather than training (an occupancy grid); `key` is the step's PRNG key
+    (jittable, and the same on every device). The optimiser leaves every variable collection but
+    'params' unchanged. Default: unchanged."""
+    del step, key
+    return variables
+
   def alarms(self, metrics, step, plan) -> dict:
     """{alarm name: message, or None while all is well} from a step's fetched metrics (floats).
 

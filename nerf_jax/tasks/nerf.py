@@ -6,19 +6,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import batching, camera, camera_path, datasets, export, fields, losses, metrics, sampling, video
+from nerf_jax import (batching, camera, camera_path, datasets, export, fields, losses, metrics, occupancy,
+                      sampling, video)
 from nerf_jax.datasets import llff
 from nerf_jax.errors import ConfigError
-from nerf_jax.models import NeRF
+from nerf_jax.models import NeRF, OccupancyNeRF
 from nerf_jax.tasks.base import EvalView, Task, select_views
 
 BATCHING = ('all_images', 'single_image')
+SAMPLERS = ('hierarchical', 'occupancy')
 RENDER_PATHS = ('auto', 'orbit', 'spiral')
 NDC_NEAR = 1.0  # the world's near plane that NDC maps to depth 0 (LLFF scenes are scaled to put it there)
 
 
 def build_model(data_config, model_config, near, far):
+  """model.sampler 'hierarchical': NeRF's coarse + fine fields; 'occupancy': one field marched
+  through an occupancy grid (OccupancyNeRF)."""
   m = model_config
+  if m.sampler not in SAMPLERS:
+    raise ConfigError(f'model.sampler must be one of {SAMPLERS}, got {m.sampler!r}.')
+  if m.sampler == 'occupancy':
+    if m.density_noise > 0 or data_config.ndc:
+      raise ConfigError('model.sampler=\'occupancy\' marches a box in world space: set '
+                        'model.density_noise=0 and data.ndc=False, or use model.sampler=\'hierarchical\'.')
+    return OccupancyNeRF(fine=fields.build_field(m), near=near, far=far, box=tuple(m.box),
+                         resolution=m.grid_resolution, step_size=march_step(m), max_steps=m.march_steps,
+                         stages=tuple(m.march_samples), eval_stages=tuple(m.march_eval_samples),
+                         white_bkgd=data_config.white_bkgd)
   coarse, fine = fields.build_field(m), fields.build_field(m)
   if m.density_noise > 0 and 'raw_noise' not in inspect.signature(type(coarse).__call__).parameters:
     # Found here, not as a TypeError inside the jitted training step.
@@ -27,6 +41,12 @@ def build_model(data_config, model_config, near, far):
                       f'or give its __call__ a raw_noise=None argument added to its raw density.')
   return NeRF(coarse=coarse, fine=fine, num_coarse=m.num_coarse, num_fine=m.num_fine, near=near, far=far,
               white_bkgd=data_config.white_bkgd, lindisp=data_config.lindisp, density_noise=m.density_noise)
+
+
+def march_step(model_config):
+  """The occupancy sampler's step in world units: model.march_steps steps cross the box's diagonal."""
+  lo, hi = model_config.box
+  return float(np.sqrt(3.0) * (hi - lo) / model_config.march_steps)
 
 
 class NerfTask(Task):
@@ -41,6 +61,7 @@ class NerfTask(Task):
     if data_config.batching not in BATCHING:
       raise ConfigError(f'data.batching must be one of {BATCHING}, got {data_config.batching!r}.')
     self.data_config = data_config
+    self.model_config = model_config
     self.train_split = data_config.split
     self.scene = datasets.load_split(data_config, data_config.split) if scene is None else scene
     self._splits = {data_config.split: self.scene}
@@ -52,6 +73,11 @@ class NerfTask(Task):
     # would put the same world point at different NDC coordinates. The first training camera's.
     self.ndc_intrinsics = self.scene.intrinsics[0]
     self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
+    # The renders the model returns, in order; the last one is what evaluation shows.
+    self.render_names = ('fine',) if model_config.sampler == 'occupancy' else ('coarse', 'fine')
+    if data_config.random_bkgd and self.scene.alphas is None:
+      raise ConfigError(f'data.random_bkgd=True needs images with alpha; {data_config.format!r} scene '
+                        f'{data_config.scene!r} has none: set data.random_bkgd=False.')
 
   def rays(self, poses, intrinsics, rows, cols):
     """camera.rays_from_pixels, then in NDC where data.ndc is set (the scene's one NDC mapping): the
@@ -70,7 +96,10 @@ class NerfTask(Task):
   def train_data(self):
     """{'images': float32 [N, H, W, 3], 'poses': float32 [N, 4, 4], 'intrinsics': float32 [N, 4]}:
     rays are made per step from these."""
-    return {'images': self.scene.images, 'poses': self.scene.poses, 'intrinsics': self.scene.intrinsics}
+    data = {'images': self.scene.images, 'poses': self.scene.poses, 'intrinsics': self.scene.intrinsics}
+    if self.data_config.random_bkgd:
+      data['alphas'] = self.scene.alphas
+    return data
 
   def pool_size(self, plan):
     """Pixels a step draws from: every image's or one image's, the central crop's during precrop."""
@@ -80,7 +109,9 @@ class NerfTask(Task):
     return height * width * (images if self.data_config.batching == 'all_images' else 1)
 
   def sample_batch(self, data, key, step, plan):
-    """{'rays': Rays [B], 'rgb': [B, 3], 'keys': uint32 [B, 2]}: the step's rays and one PRNG key each.
+    """{'rays': Rays [B], 'rgb': [B, 3], 'keys': uint32 [B, 2]}: the step's rays and one PRNG key each;
+    with data.random_bkgd also 'background' [B, 3], a random colour behind each ray that the target
+    is composited onto instead of white, so the field cannot paint the background into the object.
 
     Per-ray keys make the stratified and hierarchical jitter a property of the ray, not of the batch's
     shape, so any split of the batch (devices, processes, microbatches) samples the same depths.
@@ -92,17 +123,26 @@ class NerfTask(Task):
         all_images=self.data_config.batching == 'all_images', precrop_steps=plan.precrop_steps,
         precrop_frac=plan.precrop_frac)
     rays = self.rays(data['poses'][image], data['intrinsics'][image], rows, cols)
-    return {'rays': rays, 'rgb': data['images'][image, rows, cols],
-            'keys': jax.random.split(jitter_key, plan.batch_size)}
+    batch = {'rays': rays, 'rgb': data['images'][image, rows, cols],
+             'keys': jax.random.split(jitter_key, plan.batch_size)}
+    if 'alphas' in data:
+      background = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 3), (3,)))(batch['keys'])
+      # images hold rgb * a + (1 - a) (white): swap the white for the background.
+      alpha = data['alphas'][image, rows, cols][:, None]
+      batch['rgb'] = batch['rgb'] + (1.0 - alpha) * (background - 1.0)
+      batch['background'] = background
+    return batch
 
   def loss(self, params, batch, step):
-    coarse, fine = self.model.apply(params, batch['rays'], batch['keys'])
-    mse_coarse = metrics.mse(coarse.rgb, batch['rgb'])
-    mse_fine = metrics.mse(fine.rgb, batch['rgb'])
-    total = mse_coarse + mse_fine
-    aux = {'psnr': metrics.psnr_from_mse(mse_fine), 'psnr_coarse': metrics.psnr_from_mse(mse_coarse),
-           'acc': jnp.mean(fine.acc)}
-    renders = {'coarse': coarse, 'fine': fine}
+    outputs = self.model.apply(params, batch['rays'], batch['keys'], batch.get('background'))
+    renders = dict(zip(self.render_names, outputs))
+    mses = {name: metrics.mse(render.rgb, batch['rgb'], render.complete) for name, render in renders.items()}
+    total = sum(mses.values())
+    aux = {'psnr': metrics.psnr_from_mse(mses['fine']), 'acc': jnp.mean(renders['fine'].acc)}
+    if 'coarse' in mses:
+      aux['psnr_coarse'] = metrics.psnr_from_mse(mses['coarse'])
+    if renders['fine'].complete is not None:  # the share of the batch's rays the budget trained
+      aux['rays_complete'] = jnp.mean(renders['fine'].complete)
     for name, term in self.loss_terms.items():
       aux[f'loss_{name}'] = term(renders, batch, step)
       total = total + aux[f'loss_{name}']
@@ -117,8 +157,25 @@ class NerfTask(Task):
                f'lower train.lr or lengthen train.precrop_steps.')
     return {'opacity_collapsed': message if collapsed else None}
 
+  def after_step(self, variables, step, key):
+    """The occupancy sampler's grid: every model.grid_every steps, its densities are refreshed from
+    the field (occupancy.update_density) and its bits recomputed. Other samplers: unchanged."""
+    if self.model_config.sampler != 'occupancy':
+      return variables
+    m, lo, hi = self.model_config, *self.model_config.box
+
+    def update(variables):
+      grid = variables['occupancy']
+      density = occupancy.update_density(
+          grid['density'], grid['bits'], key, step, lambda p: self.field_density(variables, p),
+          res=m.grid_resolution, lo=lo, hi=hi, warmup_steps=m.grid_warmup_steps, decay=m.grid_decay)
+      bits = occupancy.occupied_bits(density, march_step(m), m.grid_threshold)
+      return {**variables, 'occupancy': {'density': density, 'bits': bits}}
+
+    return jax.lax.cond(step % m.grid_every == 0, update, lambda v: v, variables)
+
   def predict(self, params, rays):
-    _, fine = self.model.apply(params, rays, None)
+    fine = self.model.apply(params, rays, None)[-1]
     return {'rgb': fine.rgb, 'depth': fine.depth, 'acc': fine.acc}
 
   def densities(self, params):
@@ -127,10 +184,11 @@ class NerfTask(Task):
     view = next(self.eval_views(self.train_split, (0, 1, 1)))
     height, width = view.target.shape[:2]
     rays = jax.tree_util.tree_map(lambda x: x.reshape(height, width, -1)[height // 2], view.inputs)
-    m = self.model
-    z_vals = sampling.stratified_samples(None, m.near, m.far, m.num_coarse, (width,), lindisp=m.lindisp)
+    samples = self.model_config.num_coarse
+    z_vals = sampling.stratified_samples(None, self.near, self.far, samples, (width,),
+                                         lindisp=self.data_config.lindisp)
     points = rays.origins[:, None, :] + z_vals[..., None] * rays.directions[:, None, :]
-    return np.asarray(self.field_density(params, points.reshape(-1, 3))).reshape(width, m.num_coarse)
+    return np.asarray(self.field_density(params, points.reshape(-1, 3))).reshape(width, samples)
 
   def split(self, name):
     if name not in self._splits:
@@ -228,6 +286,10 @@ class NerfTask(Task):
     centre, corners = acc[:, 0], acc[:, 1:]
     report = {'opacity_centre_rays': round(float(centre.mean()), 4),
               'opacity_corner_rays': round(float(corners.mean()), 4)}
+    if 'occupancy' in params:  # the share of the grid's cells that rays may sample
+      grid = params['occupancy']
+      report['grid_occupancy'] = round(float(np.mean(np.asarray(grid['bits']))), 4)
+      report['grid_cells_seen'] = round(float(np.mean(np.asarray(grid['density']) >= 0)), 4)
     if not self.data_config.ndc:  # a threshold for --mode mesh from densities on a grid over the scene box
       lo, hi = self.scene_box()
       sample = jax.jit(self.field_density)(params, export.grid_points(lo, hi, 32))

@@ -1,0 +1,177 @@
+"""Multiresolution hash encoding (Müller et al. 2022, instant-NGP) in plain JAX: gathers forward,
+scatter-adds backward, nothing compiled outside XLA.
+
+L levels of grids from `coarsest` to `finest` vertices per unit side (growth factor
+b = exp((ln finest - ln coarsest) / (L - 1))); level l has resolution N_l = floor(coarsest * b^l).
+A level whose (N_l + 1)^d vertices fit in the table indexes them directly (no collisions); a finer
+one hashes vertex (x_0, ..., x_{d-1}) to (x_0 * 1 XOR x_1 * 2654435761 XOR x_2 * 805459861) mod T,
+in uint32 arithmetic as in the paper. Each level's F features are interpolated from the 2^d corners
+of the input's cell (trilinear in 3-D, bilinear in 2-D). All levels live in one flat table, level l
+at rows offsets[l] .. offsets[l] + sizes[l], so one gather (and, backwards, one scatter-add) serves
+every level.
+"""
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PRIMES = (1, 2654435761, 805459861)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridLayout:
+  """Static description of the levels (numpy, for jit): resolutions, table rows and their offsets.
+
+  dims: input dimensions d (2 or 3); resolutions: int [L] cells per side N_l; sizes: int [L] table rows
+  of each level, min(T, (N_l + 1)^d); offsets: int [L] first row of each level; dense: bool [L], True
+  where the level is indexed directly; total: rows of the flat table.
+  """
+  dims: int
+  resolutions: tuple
+  sizes: tuple
+  offsets: tuple
+  dense: tuple
+  total: int
+
+
+def grid_layout(dims, num_levels, table_log2, coarsest, finest):
+  """The GridLayout of L = num_levels levels from `coarsest` to `finest` cells per side, tables of
+  at most 2^table_log2 rows."""
+  if dims > len(PRIMES):
+    raise ValueError(f'hash grids take up to {len(PRIMES)} input dimensions, got {dims}')
+  table = 2 ** table_log2
+  growth = math.exp((math.log(finest) - math.log(coarsest)) / max(num_levels - 1, 1))
+  resolutions, sizes, dense = [], [], []
+  for level in range(num_levels):
+    # The small epsilon keeps floor(16 * b^l) from landing one below an exact integer.
+    res = int(math.floor(coarsest * growth ** level + 1e-6))
+    vertices = (res + 1) ** dims
+    resolutions.append(res)
+    dense.append(vertices <= table)
+    sizes.append(min(vertices, table))
+  offsets = tuple(int(o) for o in np.cumsum([0] + sizes[:-1]))
+  return GridLayout(dims, tuple(resolutions), tuple(sizes), offsets, tuple(dense), int(sum(sizes)))
+
+
+def corner_indices_and_weights(x, layout):
+  """Table rows of the 2^d cell corners around each input at every level, and their weights.
+
+  x: float32 [n, d] in [0, 1] (clipped there)
+  returns rows int32 [n, L, 2^d] into the flat table, weights float32 [n, L, 2^d] (summing to 1)
+  """
+  d = layout.dims
+  num_levels = len(layout.resolutions)
+  res = jnp.asarray(layout.resolutions, jnp.float32)  # [L]
+  scaled = jnp.clip(x, 0.0, 1.0)[:, None, :] * res[None, :, None]  # [n, L, d]
+  # Clip the cell so x = 1 lands in the last cell with fraction 1, not one past the grid.
+  cell = jnp.minimum(jnp.floor(scaled), res[None, :, None] - 1.0)
+  frac = scaled - cell
+  cell = cell.astype(jnp.uint32)
+  # Both the index and the weight are separable over axes: a corner's index combines one term per
+  # axis (a sum for direct indexing, an XOR for hashing), its weight multiplies one factor per axis.
+  # So each axis's two terms (cell, cell + 1) are computed once, [n, L, 2], and combined by
+  # broadcasting to the 2^d corners: d times less integer work than per corner.
+  dense = jnp.asarray(layout.dense)[None, :, None]
+  index, weight = None, None
+  for k in range(d):
+    coords = cell[..., k, None] + jnp.arange(2, dtype=jnp.uint32)  # [n, L, 2]
+    stride = jnp.asarray([(r + 1) ** k for r in layout.resolutions], jnp.uint32)[None, :, None]
+    # Dense levels: x_0 + (N + 1) x_1 + (N + 1)^2 x_2 (exact in uint32 for levels that fit a table);
+    # hashed levels: x_k * prime_k, XORed below (wrapping mod 2^32, as in the paper).
+    term = jnp.where(dense, coords * stride, coords * jnp.uint32(PRIMES[k]))
+    factor = jnp.stack([1.0 - frac[..., k], frac[..., k]], axis=-1)  # [n, L, 2]
+    shape = (x.shape[0], num_levels) + (1,) * (d - 1 - k) + (2,) + (1,) * k
+    term, factor = term.reshape(shape), factor.reshape(shape)
+    if index is None:
+      index, weight = term, factor
+    else:
+      index = jnp.where(dense.reshape(1, num_levels, *(1,) * d), index + term, index ^ term)
+      weight = weight * factor
+  # Corner c = (b_{d-1} ... b_0) in binary, bit k its offset along axis k: axis k is the (d-1-k)-th
+  # trailing axis above, so a C-order flatten puts corner c at position c.
+  index = index.reshape(x.shape[0], num_levels, 2 ** d)
+  weights = weight.reshape(x.shape[0], num_levels, 2 ** d)
+  # Hashed levels have exactly 2^table_log2 rows: the modulo is a mask.
+  table_mask = jnp.uint32(max(layout.sizes) - 1)
+  local = jnp.where(dense.reshape(1, num_levels, 1), index, index & table_mask)
+  rows = local.astype(jnp.int32) + jnp.asarray(layout.offsets, jnp.int32)[None, :, None]
+  return rows, weights
+
+
+def _interpolate(table, rows, weights):
+  """sum over corners of weights * table[rows]: float32 [n, L, F]."""
+  return jnp.einsum('nlc,nlcf->nlf', weights, table[rows])
+
+
+@jax.custom_vjp
+def interpolate_custom(table, rows, weights):
+  """_interpolate with a hand-written backward pass: one scatter-add of weights x cotangent into the
+  table, and no gradient for the rows or weights (the inputs' positions are not trained)."""
+  return _interpolate(table, rows, weights)
+
+
+def _interpolate_fwd(table, rows, weights):
+  return _interpolate(table, rows, weights), (rows, weights, table.shape)
+
+
+def _interpolate_bwd(residuals, g):
+  rows, weights, shape = residuals
+  contributions = weights[..., None] * g[:, :, None, :]  # [n, L, 2^d, F]
+  grad = jnp.zeros(shape, g.dtype).at[rows.reshape(-1)].add(contributions.reshape(-1, shape[-1]))
+  return grad, None, None
+
+
+interpolate_custom.defvjp(_interpolate_fwd, _interpolate_bwd)
+
+
+def hash_encode(x, table, layout, *, custom_vjp=False):
+  """The multiresolution hash encoding of points in the unit cube (or square).
+
+  x: float32 [n, d] in [0, 1]; table: float32 [layout.total, F]
+  returns float32 [n, L * F], level-major (level 0's F features first).
+  custom_vjp: the hand-written backward pass (interpolate_custom) instead of autodiff's;
+  benchmarks/run.py hash_encoding times both.
+  """
+  rows, weights = corner_indices_and_weights(x, layout)
+  weights = jax.lax.stop_gradient(weights)
+  features = (interpolate_custom if custom_vjp else _interpolate)(table, rows, weights)
+  return features.reshape(x.shape[0], -1)
+
+
+class HashEncoding(nn.Module):
+  """hash_encode as a field's input module, with its table as the parameter 'table'.
+
+  box: (lo, hi) of the cube (or square) [lo, hi]^d the grid covers; inputs are mapped to [0, 1]^d
+  and clipped. __call__: x float32 [..., d] -> float32 [..., num_levels * features].
+  """
+  num_levels: int = 16
+  features: int = 2
+  table_log2: int = 19
+  coarsest: int = 16
+  finest: int = 2048
+  box: tuple = (0.0, 1.0)
+  custom_vjp: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    layout = grid_layout(x.shape[-1], self.num_levels, self.table_log2, self.coarsest, self.finest)
+    # The paper's initialisation: small enough that the MLP first sees ~0 features everywhere.
+    init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -1e-4, 1e-4)
+    table = self.param('table', init, (layout.total, self.features))
+    lo, hi = self.box
+    flat = ((x - lo) / (hi - lo)).reshape(-1, x.shape[-1])
+    out = hash_encode(flat, table, layout, custom_vjp=self.custom_vjp)
+    return out.reshape(*x.shape[:-1], self.num_levels * self.features)
+
+
+def build(model_config, role):
+  """model.hash_* keys; the grid covers model.box on every axis (positions; image fitting's (u, v))."""
+  del role
+  m = model_config
+  return HashEncoding(num_levels=m.hash_levels, features=m.hash_features, table_log2=m.hash_table_log2,
+                      coarsest=m.hash_coarsest, finest=m.hash_finest, box=tuple(m.box),
+                      custom_vjp=m.hash_custom_vjp)

@@ -1,0 +1,74 @@
+"""instant-NGP's field: a hash-grid encoding, a one-hidden-layer density MLP, a two-hidden-layer colour MLP."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nerf_jax.fields.layers import compute_dtype, dense
+
+
+@jax.custom_vjp
+def trunc_exp(x):
+  """exp(x) whose gradient uses exp(min(x, 15)): instant-NGP's density activation (float32 [...])."""
+  return jnp.exp(x)
+
+
+def _trunc_exp_fwd(x):
+  return jnp.exp(x), x
+
+
+def _trunc_exp_bwd(x, g):
+  # A density spike (exp of a large raw value) would otherwise give a huge gradient and one bad step.
+  return (g * jnp.exp(jnp.minimum(x, 15.0)),)
+
+
+trunc_exp.defvjp(_trunc_exp_fwd, _trunc_exp_bwd)
+
+
+class NgpField(nn.Module):
+  """(point, view direction) -> (rgb, density), as instant-NGP builds it.
+
+  density: trunc_exp of the first output of Dense(width) -> ReLU -> Dense(1 + geo_features) on the
+  encoded point. The exponential, not softplus: a small MLP on grid features must reach densities of
+  thousands at a surface and ~0 in free space, a range exp covers linearly in its input, and its
+  gradient is the density itself, never exactly 0, so the density cannot die as a ReLU one does.
+  colour: sigmoid of a colour MLP (colour_depth hidden layers of width) on the density MLP's whole
+  output and the encoded view direction. Points outside `box` (on any axis) get density 0: the grid
+  covers the box only.
+  """
+  encoding: nn.Module
+  dir_encoding: nn.Module
+  width: int = 64
+  geo_features: int = 15
+  colour_depth: int = 2
+  box: tuple = (-1.5, 1.5)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, points, viewdirs, raw_noise=None):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; raw_noise: float32 [..., S] or
+    None -> rgb float32 [..., S, 3], sigma float32 [..., S]."""
+    layer = lambda features, name, **kw: dense(features, self.dtype, name=name, **kw)
+    h = nn.relu(layer(self.width, 'density_hidden')(self.encoding(points)))
+    h = layer(1 + self.geo_features, 'density_out')(h)
+    raw_sigma = h[..., 0] if raw_noise is None else h[..., 0] + raw_noise
+    lo, hi = self.box
+    inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
+    sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
+    # The first colour layer on concat(h, dir) as two products: the direction's once per ray.
+    directions = self.dir_encoding(viewdirs)
+    x = (layer(self.width, 'colour_0')(h)
+         + layer(self.width, 'colour_0_dirs', use_bias=False)(directions)[..., None, :])
+    x = nn.relu(x)
+    for i in range(1, self.colour_depth):
+      x = nn.relu(layer(self.width, f'colour_{i}')(x))
+    rgb = nn.sigmoid(layer(3, 'rgb')(x))
+    return rgb, sigma
+
+
+def build(model_config, encoding, dir_encoding):
+  m = model_config
+  return NgpField(encoding=encoding, dir_encoding=dir_encoding, width=m.width, geo_features=m.geo_features,
+                  colour_depth=m.depth, box=tuple(m.box), dtype=compute_dtype(m.dtype))
