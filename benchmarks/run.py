@@ -21,8 +21,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import img_fit, lego, lego_cpu  # noqa: E402
+from configs import img_fit, lego, lego_cpu, lego_fast_cpu  # noqa: E402
 from nerf_jax import batching, camera, evaluate, fields, parallel, tasks, train  # noqa: E402
+from nerf_jax.fields import hashgrid  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 
 
@@ -180,8 +181,93 @@ def bench_img_fit(dtype):
           'dtype': config.model.dtype}
 
 
+def hash_traffic(config, samples):
+  """Bytes the hash encoding gathers forward (and scatter-adds backward) for `samples` points:
+  levels x 2^3 corners x features x 4 bytes each."""
+  m = config.model
+  return samples * m.hash_levels * 8 * m.hash_features * 4
+
+
+def bench_nerf_fast_cpu(dtype):
+  """configs/lego_fast_cpu.py as it trains: the hash-grid field marched through the occupancy grid.
+
+  The budget of samples per step is fixed (batch_size x sum(march_samples)); on random images the
+  grid stays mostly occupied, so every slot of it is used, as early in a real run. The grid's update
+  (every grid_every steps) is inside the timed steps. Random pixels make no grid empty, so this is the
+  step's cost, not a training run's steps/s on lego (which the README gives).
+  """
+  config = with_dtype(lego_fast_cpu.get_config(), dtype)
+  config.data.random_bkgd = False  # the synthetic images have no alpha; one uniform draw per ray costs nothing
+  task = tasks.make_task(config, scene=synthetic_scene(20, 200))
+  compile_s, steps_per_s, flops_per_ray = time_training(task, config, min_steps=20)
+  samples = config.train.batch_size * sum(config.model.march_samples)
+  traffic = hash_traffic(config, samples)
+  return {'steps_per_s': steps_per_s, 'rays_per_s': steps_per_s * config.train.batch_size,
+          'samples_per_s': steps_per_s * samples, 'samples_per_step': samples,
+          'gathered_gb_per_s': steps_per_s * traffic / 1e9, 'scattered_gb_per_s': steps_per_s * traffic / 1e9,
+          'flops_per_step': 3 * flops_per_ray * config.train.batch_size, 'compile_s': compile_s,
+          'dtype': config.model.dtype}
+
+
+def bench_eval_fast_cpu(dtype, size=100):
+  """Rendering a size x size view with configs/lego_fast_cpu.py's field and a fresh (all occupied)
+  grid: the slowest case, every step in the box a candidate, eval.march_eval_samples per ray."""
+  config = with_dtype(lego_fast_cpu.get_config(), dtype)
+  config.data.random_bkgd = False  # the synthetic images have no alpha
+  task = tasks.make_task(config, scene=synthetic_scene(1, size))
+  params = train.create_train_state(config, task).params
+  evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
+  view = next(task.eval_views(config.data.split, (0, 1, 1)))
+  start = time.perf_counter()
+  evaluator.render(params, view)  # compiles
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  evaluator.render(params, view)
+  seconds = time.perf_counter() - start
+  chunks = -(-size * size // config.eval.chunk)
+  return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
+          'flops_per_step': task.forward_flops(params) * config.eval.chunk, 'compile_s': compile_s,
+          'seconds_per_image': seconds, 'chunk': config.eval.chunk, 'dtype': config.model.dtype}
+
+
+def bench_hash_encoding(dtype, points=65536, repeats=5):
+  """The hash encoding alone, configs/lego_fast_cpu.py's table: forward, and forward + backward with
+  autodiff's gradient and with the hand-written one (hashgrid.interpolate_custom), best of `repeats`.
+
+  A 'step' is one forward + backward of `points` points with autodiff (the one the configs use).
+  """
+  del dtype  # the encoding is float32
+  config = lego_fast_cpu.get_config()
+  m = config.model
+  layout = hashgrid.grid_layout(3, m.hash_levels, m.hash_table_log2, m.hash_coarsest, m.hash_finest)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (points, 3))
+  table = jax.random.uniform(jax.random.PRNGKey(1), (layout.total, m.hash_features), minval=-1e-4, maxval=1e-4)
+  g = jax.random.normal(jax.random.PRNGKey(2), (points, m.hash_levels * m.hash_features))
+
+  def best(f):
+    jax.block_until_ready(f(table, x))
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      jax.block_until_ready(f(table, x))
+      times.append(time.perf_counter() - start)
+    return min(times)
+
+  forward = best(jax.jit(lambda t, p: hashgrid.hash_encode(p, t, layout)))
+  both = {custom: best(jax.jit(jax.value_and_grad(
+      lambda t, p: jnp.sum(g * hashgrid.hash_encode(p, t, layout, custom_vjp=custom)))))
+          for custom in (False, True)}
+  traffic = hash_traffic(config, points)
+  return {'steps_per_s': 1 / both[False], 'rays_per_s': points / both[False], 'flops_per_step': 0.0,
+          'compile_s': 0.0, 'forward_ms': 1e3 * forward, 'forward_backward_autodiff_ms': 1e3 * both[False],
+          'forward_backward_custom_vjp_ms': 1e3 * both[True], 'gathered_gb_per_s_forward': traffic / forward / 1e9,
+          'points': points, 'dtype': 'float32'}
+
+
 BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
-              'eval_nerf_paper': bench_eval_nerf_paper, 'render_800': bench_render_800}
+              'eval_nerf_paper': bench_eval_nerf_paper, 'render_800': bench_render_800,
+              'nerf_fast_cpu': bench_nerf_fast_cpu, 'eval_fast_cpu': bench_eval_fast_cpu,
+              'hash_encoding': bench_hash_encoding}
 
 
 def run_entry(name, args):
@@ -238,6 +324,9 @@ def main():
   print(f'{"name":<16}{"dtype":>10}' + ''.join(f'{c:>26}' for c in columns))
   for name, entry in results.items():
     print(f'{name:<16}{entry["dtype"]:>10}' + ''.join(f'{entry[c]:>26.3f}' for c in columns))
+  for name, entry in results.items():  # the entries' own figures (samples/s, bytes gathered, ...)
+    extra = {k: v for k, v in entry.items() if k not in columns and k != 'dtype'}
+    print(f'{name}: ' + ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in extra.items()))
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2)

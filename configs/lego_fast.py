@@ -38,8 +38,8 @@ def get_config():
   config.train.optimizer.b1 = 0.9  # instant-NGP's Adam
   config.train.optimizer.b2 = 0.99
   config.train.optimizer.eps = 1e-15
-  config.train.optimizer.weight_decay = 1e-6  # on the MLPs only, not the grid's table
-  config.train.optimizer.weight_decay_pattern = 'density_|colour_|rgb'
+  config.train.optimizer.weight_decay = 1e-6  # on the MLPs' weights only: not the grid's table, no bias
+  config.train.optimizer.weight_decay_pattern = '(density_|colour_|rgb).*kernel'
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
   config.eval.chunk = 8192

@@ -24,7 +24,7 @@ SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.
                   'train.eval_every',
                   'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
                   'train.microbatches', 'model.dtype', 'loss.', 'eval.', 'render.', 'mesh.', 'pointcloud.',
-                  'distributed.')
+                  'distributed.', 'model.hash_custom_vjp', 'model.march_eval_samples')
 
 # Keys added to the config after runs were saved without them, with the value that reproduces what those
 # runs did: a saved config.json lacking one is read as holding this value, so older runs still resume

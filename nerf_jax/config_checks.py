@@ -55,7 +55,8 @@ def config_problems(config, num_devices=1):
   for key in ('model.hash_levels', 'model.hash_features', 'model.hash_coarsest', 'model.geo_features',
               'model.grid_resolution', 'model.grid_every', 'model.march_steps'):
     _range(p, config, key, 1, integer=True)
-  _range(p, config, 'model.hash_table_log2', 4, 30, integer=True)
+  # 16 levels of 2^24 rows are 2^28 row indices: well inside int32; more would overflow it.
+  _range(p, config, 'model.hash_table_log2', 4, 24, integer=True)
   _range(p, config, 'model.sh_degree', 1, 4, integer=True)
   _range(p, config, 'model.grid_warmup_steps', 0, integer=True)
   _range(p, config, 'model.grid_decay', 0, 1)
@@ -64,6 +65,15 @@ def config_problems(config, num_devices=1):
     p.append(f'model.hash_finest={m.hash_finest} must be >= model.hash_coarsest={m.hash_coarsest}')
   if len(m.box) != 2 or not m.box[0] < m.box[1]:
     p.append(f'model.box={tuple(m.box)!r} must be (lo, hi) with lo < hi')
+  if d.random_bkgd and not d.white_bkgd:
+    p.append('data.random_bkgd=True swaps the white background of images composited onto white; it needs '
+             'data.white_bkgd=True')
+  if t.optimizer.weight_decay_pattern:
+    try:
+      re.compile(t.optimizer.weight_decay_pattern)
+    except re.error as err:
+      p.append(f'train.optimizer.weight_decay_pattern={t.optimizer.weight_decay_pattern!r} is not a regular '
+               f'expression ({err})')
   if m.sampler not in SAMPLERS:
     p.append(f'model.sampler={m.sampler!r} must be one of {list(SAMPLERS)}')
   for key in ('march_samples', 'march_eval_samples'):

@@ -109,6 +109,9 @@ class OccupancyNeRF(nn.Module):
   rays whose transmittance has fallen under transmittance_floor take no more (early termination, in
   static shapes); the last stage takes the remaining candidates of whole rays, in order, as many rays
   as fit, and marks the others incomplete (RenderResult.complete), so the loss leaves them out.
+  Evaluation (keys None) repeats its last stage until no ray is incomplete. The budgets are per call:
+  split a batch over devices or microbatches and each part has its share, so which rays fit (and so
+  the update) depends on the split, unlike NeRF's sampler.
   __call__(rays, keys=None, background=None) -> (RenderResult,): one render (NeRF's has two).
   """
   fine: nn.Module
@@ -149,29 +152,53 @@ class OccupancyNeRF(nn.Module):
     pad = num_rays * steps
     flat_points = jnp.concatenate([points.reshape(-1, 3), jnp.zeros((1, 3), points.dtype)])
     ray_of = jnp.minimum(jnp.arange(pad + 1) // steps, num_rays - 1)
-    sigma = jnp.zeros(pad + 1, jnp.float32)
-    rgb = jnp.zeros((pad + 1, 3), jnp.float32)
-    taken = jnp.zeros(pad + 1, bool)
-    optical = jnp.zeros(num_rays, jnp.float32)
     world_dt = dt * jnp.linalg.norm(directions, axis=-1)  # = step_size, per ray
-    stages = self.stages if keys is not None else self.eval_stages
-    complete = jnp.ones(num_rays, bool)
-    for stage, per_ray in enumerate(stages):
+
+    def query(module, index, state):
+      """The field at the samples `index` (int32 [budget], pad for none), written into the state."""
+      sigma, rgb, taken, optical = state
+      ray = ray_of[index]
+      sample_rgb, sample_sigma = module.fine(flat_points[index][:, None, :], rays.viewdirs[ray])
+      sample_sigma = jnp.where(index < pad, sample_sigma[:, 0], 0.0)
+      return (sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb[:, 0]),
+              taken.at[index].set(True),
+              optical + jax.ops.segment_sum(sample_sigma * world_dt[ray], ray, num_segments=num_rays))
+
+    def remaining(state):
+      """bool [R, K]: the candidates not yet queried of the rays still seen through."""
+      _, _, taken, optical = state
       alive = jnp.exp(-optical) > self.transmittance_floor
-      mask = candidates & ~taken[:-1].reshape(num_rays, steps) & alive[:, None]
+      return candidates & ~taken[:-1].reshape(num_rays, steps) & alive[:, None]
+
+    state = (jnp.zeros(pad + 1, jnp.float32), jnp.zeros((pad + 1, 3), jnp.float32),
+             jnp.zeros(pad + 1, bool), jnp.zeros(num_rays, jnp.float32))
+    stages = self.stages if keys is not None else self.eval_stages
+    for stage, per_ray in enumerate(stages):
+      mask = remaining(state)
       if stage < len(stages) - 1:  # the next candidates of every ray still seen through
         index = occupancy.select_samples(mask, num_rays * per_ray)
       else:  # the rest of whole rays; a ray that does not fit is left out of the loss
         index, fits = occupancy.select_rays(mask, num_rays * per_ray)
         complete = fits | ~jnp.any(mask, axis=1)
-      ray = ray_of[index]
-      sample_rgb, sample_sigma = self.fine(flat_points[index][:, None, :], rays.viewdirs[ray])
-      used = index < pad
-      sample_sigma = jnp.where(used, sample_sigma[:, 0], 0.0)
-      sigma = sigma.at[index].set(sample_sigma)
-      rgb = rgb.at[index].set(sample_rgb[:, 0])
-      taken = taken.at[index].set(True)
-      optical = optical + jax.ops.segment_sum(sample_sigma * world_dt[ray], ray, num_segments=num_rays)
+      state = query(self, index, state)
+    if keys is None:
+      # Evaluation leaves no ray out: the last stage again, on the rays that did not fit, until all
+      # have every sample they need (at most enough rounds to take every candidate).
+      budget, rounds = num_rays * stages[-1], -(-pad // (num_rays * stages[-1])) + 1
+
+      def more(module, carry):
+        state, complete, round_ = carry
+        del module, state
+        return jnp.logical_and(~jnp.all(complete), round_ < rounds)
+
+      def again(module, carry):
+        state, _, round_ = carry
+        mask = remaining(state)
+        index, fits = occupancy.select_rays(mask, budget)
+        return query(module, index, state), fits | ~jnp.any(mask, axis=1), round_ + 1
+
+      state, complete, _ = nn.while_loop(more, again, self, (state, complete, jnp.int32(0)))
+    sigma, rgb, _, _ = state
     far = (z_vals[:, -1] + dt)[:, None]
     result = rendering.volume_render(rgb[:-1].reshape(num_rays, steps, 3), sigma[:-1].reshape(num_rays, steps),
                                      z_vals, directions, far=far, white_bkgd=self.white_bkgd,

@@ -50,7 +50,8 @@ def update_density(density, bits, key, step, density_fn, *, res, lo, hi, warmup_
 
   During warm-up (step < warmup_steps) every cell is looked at; then a quarter of the cells drawn
   uniformly plus a quarter drawn from the occupied ones (instant-NGP's schedule), so empty cells are
-  still revisited and occupied ones kept fresh. density_fn: float32 [n, 3] -> float32 [n] (jittable).
+  still revisited and occupied ones kept fresh. Only the cells looked at decay (as nerfacc and
+  torch-ngp do; instant-NGP decays every cell each update). density_fn: float32 [n, 3] -> float32 [n] (jittable).
   density, bits: float32 [res^3]; returns the new density float32 [res^3].
   """
   cells = res ** 3

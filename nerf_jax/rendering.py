@@ -32,7 +32,7 @@ def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background
   depth = jnp.sum(weights * z_vals, axis=-1)
   colour = jnp.sum(weights[..., None] * rgb, axis=-2)
   if background is not None:
-    colour = colour + (1.0 - acc[..., None]) * background
+    colour = colour + background * (1.0 - acc[..., None])
   elif white_bkgd:
     colour = colour + (1.0 - acc[..., None])
   disp = acc / jnp.maximum(depth, 1e-10)  # = 1 / (depth / acc), 0 for a ray that hits nothing

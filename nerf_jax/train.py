@@ -80,7 +80,8 @@ def make_train_iteration(task, plan, microbatches=1, mesh=None):
 
   Every device draws the step's whole batch (index arithmetic and a gather, O(batch), well under 1% of
   the step) and keeps its slice: no communication, and the global batch is the same for any number of
-  devices or processes. The state's buffers are donated: the old parameters and moments are dead after
+  devices or processes. After the update, task.after_step updates the task's own state (an occupancy
+  grid) from the same replicated inputs on every device: redundant work, but no communication. The state's buffers are donated: the old parameters and moments are dead after
   the step.
   """
   mesh = parallel.make_mesh() if mesh is None else mesh

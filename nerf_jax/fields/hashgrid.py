@@ -1,7 +1,7 @@
 """Multiresolution hash encoding (Müller et al. 2022, instant-NGP) in plain JAX: gathers forward,
 scatter-adds backward, nothing compiled outside XLA.
 
-L levels of grids from `coarsest` to `finest` vertices per unit side (growth factor
+L levels of grids from `coarsest` to `finest` cells per side of the unit cube (growth factor
 b = exp((ln finest - ln coarsest) / (L - 1))); level l has resolution N_l = floor(coarsest * b^l).
 A level whose (N_l + 1)^d vertices fit in the table indexes them directly (no collisions); a finer
 one hashes vertex (x_0, ..., x_{d-1}) to (x_0 * 1 XOR x_1 * 2654435761 XOR x_2 * 805459861) mod T,

@@ -69,6 +69,7 @@ class NgpField(nn.Module):
 
 
 def build(model_config, encoding, dir_encoding):
+  """model.width (both MLPs), model.depth (the colour MLP's hidden layers), model.geo_features, model.box."""
   m = model_config
   return NgpField(encoding=encoding, dir_encoding=dir_encoding, width=m.width, geo_features=m.geo_features,
                   colour_depth=m.depth, box=tuple(m.box), dtype=compute_dtype(m.dtype))

@@ -40,5 +40,6 @@ class SphericalHarmonics(nn.Module):
 
 
 def build(model_config, role):
+  """model.sh_degree bands (directions)."""
   del role
   return SphericalHarmonics(model_config.sh_degree)

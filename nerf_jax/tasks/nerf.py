@@ -94,8 +94,8 @@ class NerfTask(Task):
     return camera.image_rays(jnp.eye(4), camera.centred_intrinsics(1.0, 1, 1), 1, 1)
 
   def train_data(self):
-    """{'images': float32 [N, H, W, 3], 'poses': float32 [N, 4, 4], 'intrinsics': float32 [N, 4]}:
-    rays are made per step from these."""
+    """{'images': float32 [N, H, W, 3], 'poses': float32 [N, 4, 4], 'intrinsics': float32 [N, 4]}, and
+    with data.random_bkgd 'alphas': float32 [N, H, W]: rays are made per step from these."""
     data = {'images': self.scene.images, 'poses': self.scene.poses, 'intrinsics': self.scene.intrinsics}
     if self.data_config.random_bkgd:
       data['alphas'] = self.scene.alphas
