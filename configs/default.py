@@ -82,7 +82,10 @@ def get_config():
   # others are left out of the loss); rays whose transmittance is under 1e-4 after a stage take no
   # more (early termination). models.OccupancyNeRF
   model.march_samples = (16, 16)
-  model.march_eval_samples = (32, 64)  # the same in evaluation and rendering (no ray is left out there)
+  # The same in evaluation and rendering, where the last stage repeats until no ray is left out: the
+  # images do not depend on it, the speed does (lego_fast_cpu at 200x200: 3.9 s an image with (8, 8),
+  # 9.1 s with (32, 64), the same PSNR to 0.01 dB)
+  model.march_eval_samples = (8, 8)
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 10_000  # total optimisation steps

@@ -19,12 +19,12 @@ def get_config():
   config.model.hash_finest = 512  # past the image's 400 pixels a side: a cell per pixel at the finest
   config.model.width = 64
   config.model.depth = 2
-  config.train.steps = 2000
+  config.train.steps = 1000
   config.train.batch_size = 16384
   config.train.lr = 1e-2
-  config.train.lr_decay_steps = 2000
+  config.train.lr_decay_steps = 1000
   config.train.optimizer.b2 = 0.99  # instant-NGP's Adam
   config.train.optimizer.eps = 1e-15
   config.train.eval_every = 0
-  config.train.checkpoint_every = 2000
+  config.train.checkpoint_every = 1000
   return config

@@ -122,7 +122,7 @@ class OccupancyNeRF(nn.Module):
   step_size: float = 0.005
   max_steps: int = 1024
   stages: tuple = (16, 16)
-  eval_stages: tuple = (32, 64)
+  eval_stages: tuple = (8, 8)
   white_bkgd: bool = True
   transmittance_floor: float = 1e-4
 
