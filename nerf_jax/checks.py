@@ -205,7 +205,7 @@ def check_network(task, params, config, mesh=None, repeats=3):
   field or encoding is measured as it is.
   """
   # Trained parameters only: a task's own state (an occupancy grid) is no part of the network's size.
-  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params['params']))),
+  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params.get('params', params)))),
             f'forward_flops_per_{task.item}': int(round(task.forward_flops(params)))}
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))

@@ -183,8 +183,8 @@ def test_unknown_names_list_the_choices():
   for key, value, message in (('task', 'nerff', r"Unknown task 'nerff': task must be one of"),
                               ('data.format', 'nerfstudio', r"data.format must be one of \['blender'"),
                               ('model.encoding', 'hash', r'model.encoding must be one of'),
-                              ('model.dir_encoding', 'sh', r'model.dir_encoding must be one of'),
-                              ('model.field', 'ngp', r"model.field must be one of \['mlp'\]"),
+                              ('model.dir_encoding', 'spherical', r'model.dir_encoding must be one of'),
+                              ('model.field', 'nerfacto', r"model.field must be one of \['mlp', 'ngp'\]"),
                               ('loss.terms', ('distortion',), r'loss.terms must be one of')):
     config = override(default.get_config(), **{'task': 'nerf', key: value})
     with pytest.raises(nerf_jax.errors.ConfigError, match=message):

@@ -61,23 +61,24 @@ def test_encoding_and_gradient_match_brute_force(dims, custom_vjp):
 
 
 def test_collisions_only_where_the_table_is_smaller_than_the_grid():
-  layout = hashgrid.grid_layout(3, 6, 10, 4, 32)  # 2^10 rows: levels with (N + 1)^3 <= 1024 are direct
-  res = np.asarray(layout.resolutions)
-  # Every vertex of the grid, at every level, as an input exactly on it.
-  for level, r in enumerate(res):
-    axis = np.arange(r + 1) / r
-    vertices = np.stack(np.meshgrid(axis, axis, axis, indexing='ij'), -1).reshape(-1, 3)
-    rows, weights = hashgrid.corner_indices_and_weights(jnp.asarray(vertices, jnp.float32), layout)
-    # The row of the corner carrying the vertex's whole weight.
-    own = np.take_along_axis(np.asarray(rows[:, level]), np.argmax(np.asarray(weights[:, level]), -1)[:, None],
-                             -1)[:, 0]
-    distinct = len(np.unique(own))
-    assert np.all((own >= layout.offsets[level]) & (own < layout.offsets[level] + layout.sizes[level]))
-    if (r + 1) ** 3 <= 2 ** 10:
-      assert layout.dense[level] and distinct == (r + 1) ** 3, (level, distinct)
+  layout = hashgrid.grid_layout(3, 3, 10, 4, 16)  # 5^3 and 9^3 vertices fit 2^10 rows; 17^3 do not
+  assert layout.resolutions == (4, 8, 16) and layout.dense == (True, True, False)
+  # Every vertex of every level, as inputs exactly on them, in one call.
+  grids = [np.stack(np.meshgrid(*[np.arange(r + 1) / r] * 3, indexing='ij'), -1).reshape(-1, 3)
+           for r in layout.resolutions]
+  rows, weights = hashgrid.corner_indices_and_weights(jnp.asarray(np.concatenate(grids), jnp.float32), layout)
+  # The row of the corner carrying each input's whole weight, at each level.
+  own = np.take_along_axis(np.asarray(rows), np.argmax(np.asarray(weights), -1)[..., None], -1)[..., 0]
+  start = 0
+  for level, (r, vertices) in enumerate(zip(layout.resolutions, grids)):
+    mine = own[start:start + len(vertices), level]
+    start += len(vertices)
+    assert np.all((mine >= layout.offsets[level]) & (mine < layout.offsets[level] + layout.sizes[level]))
+    distinct = len(np.unique(mine))
+    if layout.dense[level]:
+      assert distinct == (r + 1) ** 3, (level, distinct)  # no two vertices share a row
     else:
-      assert not layout.dense[level] and layout.sizes[level] == 2 ** 10
-      assert distinct < (r + 1) ** 3 and distinct > 0.5 * 2 ** 10, (level, distinct)
+      assert layout.sizes[level] == 2 ** 10 and 0.5 * 2 ** 10 < distinct < (r + 1) ** 3, (level, distinct)
 
 
 def test_layout_follows_the_paper():
@@ -126,12 +127,12 @@ def test_ngp_field_starts_alive_and_is_empty_outside_its_box():
                        dir_encoding=sh.SphericalHarmonics(4), box=(-1.0, 1.0))
   points = jax.random.uniform(jax.random.PRNGKey(0), (8, 5, 3), minval=-1.2, maxval=1.2)
   viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (8, 1))
-  variables = field.init(jax.random.PRNGKey(1), points, viewdirs)
-  rgb, sigma = field.apply(variables, points, viewdirs)
+  variables = jax.jit(field.init)(jax.random.PRNGKey(1), points, viewdirs)
+  rgb, sigma = jax.jit(field.apply)(variables, points, viewdirs)
   assert rgb.shape == (8, 5, 3) and sigma.shape == (8, 5)
   inside = np.all(np.abs(np.asarray(points)) <= 1.0, -1)
   assert np.all(np.asarray(sigma)[~inside] == 0.0)
   # At initialisation the density is ~exp(0) = 1 inside: every ray gets a gradient (no dead start).
   assert np.all(np.asarray(sigma)[inside] > 0.3)
-  grads = jax.grad(lambda v: jnp.sum(field.apply(v, points, viewdirs)[1]))(variables)
+  grads = jax.jit(jax.grad(lambda v: jnp.sum(field.apply(v, points, viewdirs)[1])))(variables)
   assert float(jnp.sum(jnp.abs(grads['params']['encoding']['table']))) > 0

@@ -45,6 +45,11 @@ def sphere_bits(res=16, lo=-1.0, hi=1.0):
   return (jnp.linalg.norm(centres, axis=-1) < RADIUS + half_diagonal).astype(jnp.float32)
 
 
+def render(model, variables, rays, keys=None):
+  """model.apply jitted: one compilation instead of an eager dispatch of every operation."""
+  return jax.jit(model.apply)(variables, rays, keys)
+
+
 def with_bits(variables, bits):
   return {**variables, 'occupancy': {**variables['occupancy'], 'bits': bits}}
 
@@ -52,12 +57,12 @@ def with_bits(variables, bits):
 def test_a_new_grid_samples_everywhere_in_the_box():
   model = sphere_model()
   rays = camera_rays()
-  variables = model.init(jax.random.PRNGKey(0), rays)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
   assert float(variables['occupancy']['bits'].min()) == 1.0
   assert float(variables['occupancy']['density'].max()) < 0  # never looked at
   np.testing.assert_array_equal(occupancy.occupied_bits(variables['occupancy']['density'], 0.01, 0.01), 1.0)
   # With every cell sampled the render is the exact one: opacity 1 - exp(-DENSITY * chord) on each ray.
-  (result,) = model.apply(variables, rays)
+  (result,) = render(model, variables, rays)
   o, d = np.asarray(rays.origins, np.float64), np.asarray(rays.directions, np.float64)
   d_unit = d / np.linalg.norm(d, axis=-1, keepdims=True)
   b = np.sum(o * d_unit, -1)
@@ -71,11 +76,11 @@ def test_a_new_grid_samples_everywhere_in_the_box():
 def test_samples_land_only_in_occupied_cells():
   model = sphere_model()
   rays = camera_rays()
-  variables = model.init(jax.random.PRNGKey(0), rays)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
   # Occupy a slab of cells only (x > 0): weights may be non-zero only at samples inside it.
   centres = occupancy.cell_centres(jnp.arange(16 ** 3), 16, -1.0, 1.0)
   bits = (centres[:, 0] > 0).astype(jnp.float32)
-  (result,) = model.apply(with_bits(variables, bits), rays, jax.random.split(jax.random.PRNGKey(1), 144))
+  (result,) = render(model, with_bits(variables, bits), rays, jax.random.split(jax.random.PRNGKey(1), 144))
   points = rays.origins[:, None] + result.z_vals[..., None] * rays.directions[:, None]
   cells, inside = occupancy.cell_index(points, -1.0, 1.0, 16)
   weighted = np.asarray(result.weights) > 0
@@ -87,9 +92,9 @@ def test_samples_land_only_in_occupied_cells():
 def test_the_grid_changes_nothing_where_skipped_cells_are_truly_empty():
   model = sphere_model()
   rays = camera_rays()
-  variables = model.init(jax.random.PRNGKey(0), rays)
-  (everywhere,) = model.apply(variables, rays)  # the new grid: every cell sampled
-  (skipping,) = model.apply(with_bits(variables, sphere_bits()), rays)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
+  (everywhere,) = render(model, variables, rays)  # the new grid: every cell sampled
+  (skipping,) = render(model, with_bits(variables, sphere_bits()), rays)
   assert float(jnp.mean(sphere_bits())) < 0.15  # most of the box is skipped
   # Early termination (transmittance < 1e-4) may drop the very last, invisible, samples.
   np.testing.assert_allclose(skipping.rgb, everywhere.rgb, atol=2e-4)
@@ -170,7 +175,7 @@ def fast_config(spheres_root):
       'model.march_eval_samples': (16, 64), 'model.dtype': 'float32', 'data.random_bkgd': True,
       'train.lr': 2e-2, 'train.steps': 80, 'train.precrop_steps': 0, 'train.optimizer.b2': 0.99,
       'train.optimizer.eps': 1e-15, 'train.optimizer.weight_decay': 1e-3,
-      'train.optimizer.weight_decay_pattern': 'density_|colour_|rgb', 'train.checkpoint_every': 40})
+      'train.optimizer.weight_decay_pattern': 'density_|colour_|rgb', 'train.checkpoint_every': 80})
 
 
 def test_fast_field_trains_updates_its_grid_and_leaves_the_grid_to_the_task(fast_config, tmp_path):
@@ -193,12 +198,11 @@ def test_fast_field_trains_updates_its_grid_and_leaves_the_grid_to_the_task(fast
   assert not [x.shape for x in jax.tree_util.tree_leaves(state.opt_state) if cells in np.shape(x)]
   table0 = initial.params['params']['fine']['encoding']['table']
   assert float(jnp.abs(state.params['params']['fine']['encoding']['table'] - table0).max()) > 1e-3
-  # Fitted: the evaluation view is better than the untrained field's.
+  # Fitted: the untrained field scores about 12 dB on this view (a grey fog), the trained one far more.
   from nerf_jax import evaluate
   evaluator = evaluate.Evaluator(task, fast_config.eval.chunk)
-  before, _ = evaluator.run(initial.params, 'val', (0, 1, 1))
   after, _ = evaluator.run(state.params, 'val', (0, 1, 1))
-  assert after['psnr'] > before['psnr'] + 3, (before['psnr'], after['psnr'])
+  assert after['psnr'] > 16, after['psnr']
   # --mode network reports the grid: the share of cells occupied, and that every cell was seen.
   report, _ = task.inspect(state.params, evaluator.predict)
   assert report['grid_occupancy'] == pytest.approx(float(jnp.mean(grid['bits'])), abs=1e-4)
@@ -260,10 +264,10 @@ def test_evaluation_leaves_no_ray_out():
   # goes on until each has every sample: the exact render, as with a budget that fits everything.
   rays = camera_rays()
   small, large = sphere_model(eval_stages=(1, 2)), sphere_model(eval_stages=(64, 400))
-  variables = small.init(jax.random.PRNGKey(0), rays)
-  (a,), (b,) = small.apply(variables, rays), large.apply(variables, rays)
+  variables = jax.jit(small.init)(jax.random.PRNGKey(0), rays)
+  (a,), (b,) = render(small, variables, rays), render(large, variables, rays)
   assert bool(jnp.all(a.complete))
   np.testing.assert_allclose(a.rgb, b.rgb, atol=2e-4)
   # Training with the same small budget leaves rays out, and says which.
-  (c,) = small.clone(stages=(1, 2)).apply(variables, rays, jax.random.split(jax.random.PRNGKey(1), 144))
+  (c,) = render(small.clone(stages=(1, 2)), variables, rays, jax.random.split(jax.random.PRNGKey(1), 144))
   assert 0 < float(jnp.mean(c.complete)) < 1
