@@ -117,12 +117,9 @@ def paper_eval_config(dtype):
   return config
 
 
-def bench_eval_nerf_paper(dtype, size=64):
-  """Rendering a size x size view with the paper model, in eval.chunk rays at a time.
-
-  A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk.
-  """
-  config = paper_eval_config(dtype)
+def time_rendering(config, size):
+  """Rendering a size x size view of random pixels with `config`'s freshly initialised model, in
+  eval.chunk rays at a time. A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk."""
   task = tasks.make_task(config, scene=synthetic_scene(1, size))
   params = train.create_train_state(config, task).params
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
@@ -138,6 +135,11 @@ def bench_eval_nerf_paper(dtype, size=64):
           'flops_per_step': task.forward_flops(params) * config.eval.chunk,
           'compile_s': compile_s, 'seconds_per_image': seconds, 'chunk': config.eval.chunk,
           'microbatches': config.eval.microbatches, 'dtype': config.model.dtype}
+
+
+def bench_eval_nerf_paper(dtype, size=64):
+  """Rendering a size x size view with the paper model, in eval.chunk rays at a time."""
+  return time_rendering(paper_eval_config(dtype), size)
 
 
 def bench_render_800(dtype, rows=0):
@@ -214,20 +216,7 @@ def bench_eval_fast_cpu(dtype, size=100):
   grid: the slowest case, every step in the box a candidate, eval.march_eval_samples per ray."""
   config = with_dtype(lego_fast_cpu.get_config(), dtype)
   config.data.random_bkgd = False  # the synthetic images have no alpha
-  task = tasks.make_task(config, scene=synthetic_scene(1, size))
-  params = train.create_train_state(config, task).params
-  evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
-  view = next(task.eval_views(config.data.split, (0, 1, 1)))
-  start = time.perf_counter()
-  evaluator.render(params, view)  # compiles
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  evaluator.render(params, view)
-  seconds = time.perf_counter() - start
-  chunks = -(-size * size // config.eval.chunk)
-  return {'steps_per_s': chunks / seconds, 'rays_per_s': size * size / seconds,
-          'flops_per_step': task.forward_flops(params) * config.eval.chunk, 'compile_s': compile_s,
-          'seconds_per_image': seconds, 'chunk': config.eval.chunk, 'dtype': config.model.dtype}
+  return time_rendering(config, size)
 
 
 def bench_hash_encoding(dtype, points=65536, repeats=5):
