@@ -2,6 +2,10 @@
 
 python main.py --config configs/lego_fast_cpu.py --config.data.root=../shared/data/nerf_synthetic_400
 (input_ratio 0.5 takes the 400x400 copy to 200x200; with the original 800x800 download use 0.25.)
+2026-12-01, 2 CPU cores: 18 min 19 s for the command, then 30.41 dB PSNR / 0.959 SSIM on val views
+0, 10, ..., 90 at 200x200 (README, Configs). Chosen from short runs, not a sweep: 8 levels of 4 features
+encode in half the time of 16 of 2 on a CPU (their PSNR was not compared); 2,048 rays with 16 + 16
+samples a ray (65,536 a step) ran 2.0 steps/s; 2,000 steps fit the 20 minutes with the final evaluation.
 """
 
 from configs import lego_fast

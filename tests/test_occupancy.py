@@ -271,3 +271,19 @@ def test_evaluation_leaves_no_ray_out():
   # Training with the same small budget leaves rays out, and says which.
   (c,) = render(small.clone(stages=(1, 2)), variables, rays, jax.random.split(jax.random.PRNGKey(1), 144))
   assert 0 < float(jnp.mean(c.complete)) < 1
+
+
+def test_the_grid_serves_nerfs_mlp_too(fast_config):
+  # configs/lego_occupancy.py's combination: the 'mlp' field with its frequency encodings, marched.
+  from nerf_jax import batching
+  config = override(fast_config, **{'model.field': 'mlp', 'model.encoding': 'frequency',
+                                    'model.dir_encoding': 'frequency', 'model.width': 32, 'model.depth': 2,
+                                    'model.skip': 0, 'model.width_view': 16})
+  task = tasks.make_task(config)
+  assert task.render_names == ('fine',) and type(task.model).__name__ == 'OccupancyNeRF'
+  state = train.create_train_state(config, task)
+  plan = batching.BatchPlan.from_config(config.train)
+  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 0, plan)
+  (loss, aux), grads = jax.jit(jax.value_and_grad(lambda p: task.loss(p, batch, 0), has_aux=True))(state.params)
+  assert np.isfinite(float(loss)) and 0 < float(aux['rays_complete']) <= 1
+  assert float(jnp.abs(grads['params']['fine']['trunk_0']['kernel']).sum()) > 0
