@@ -26,6 +26,8 @@ from nerf_jax import batching, camera, evaluate, fields, parallel, tasks, train 
 from nerf_jax.fields import hashgrid  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 
+from benchmarks import profile_step  # noqa: E402
+
 
 def matmul_gflops(dtype='float32', size=4096, repeats=5):
   """Best [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s, with operands of `dtype`
@@ -103,9 +105,14 @@ def bench_nerf_paper(dtype):
 
 
 def bench_nerf_cpu(dtype):
-  """configs/lego_cpu.py as it trains (100x100 images)."""
+  """configs/lego_cpu.py as it trains (100x100 images), and where its step's time goes
+  (benchmarks/profile_step.py): products_ms_per_step, outside_products_ms_per_step (the step's wall
+  time less its matrix products': the figure to watch for regressions) and parts_ms_per_step."""
   config = with_dtype(lego_cpu.get_config(), dtype)
-  return bench_nerf_training(config, 100, min_steps=20)
+  entry = bench_nerf_training(config, 100, min_steps=20)
+  profiled = profile_step.run_entry('nerf_cpu', config.model.dtype)
+  return {**entry, **{k: profiled[k] for k in ('products_ms_per_step', 'outside_products_ms_per_step',
+                                               'parts_ms_per_step', 'operations_per_step')}}
 
 
 def paper_eval_config(dtype):

@@ -1,6 +1,36 @@
 """Frequency (positional) encoding: lifts low-dimensional coordinates so an MLP can fit high frequencies."""
 
 import jax.numpy as jnp
+import numpy as np
+
+# pi in three parts for the sine's range reduction (Cody and Waite): the first two have few enough bits
+# (8 and 10) that k * part is exact for |k| < 2^14, the third carries the rest of float32's pi.
+_PI_A = np.float32(3.140625)
+_PI_B = np.float32(0.0009670257568359375)
+_PI_C = np.float32(np.pi - 3.140625 - 0.0009670257568359375)
+# Taylor coefficients of sin(r) / r - 1 in r^2 (up to r^11: under 6e-8 off on [-pi/2, pi/2]).
+_SIN_TERMS = tuple(np.float32(c) for c in (-2.5052108e-08, 2.7557319e-06, -1.9841270e-04, 8.3333333e-03,
+                                           -1.6666667e-01))
+
+
+def sine(x):
+  """sin(x) within 2e-7 for |x| < 10^4, from multiplies, adds and one rounding.
+
+  x: float32 [...] -> float32 [...]. XLA's CPU sin costs ~8 ns an element (its general range
+  reduction), eight times this; at NeRF's 60 sines a sample it was a tenth of a small model's training
+  step. 10^4 is a point 20 units from the origin at NeRF's top frequency 2^9. Beyond, the result stays
+  in [-1, 1] but loses accuracy (6e-6 at 5 x 10^4, where float32's own spacing is 4e-3).
+  """
+  k = jnp.round(x * np.float32(1.0 / np.pi))
+  r = ((x - k * _PI_A) - k * _PI_B) - k * _PI_C  # x - k pi, in [-pi/2, pi/2]
+  r = jnp.clip(r, -0.5 * np.pi, 0.5 * np.pi)
+  r2 = r * r
+  p = _SIN_TERMS[0]
+  for c in _SIN_TERMS[1:]:
+    p = p * r2 + c
+  s = r + r * r2 * p
+  # sin(r + k pi) = (-1)^k sin(r)
+  return jnp.where(jnp.remainder(k, 2.0) != 0, -s, s)
 
 
 def frequency_encoding(x, num_freqs, *, include_input=True):
@@ -13,7 +43,7 @@ def frequency_encoding(x, num_freqs, *, include_input=True):
   scales = 2.0 ** jnp.arange(num_freqs, dtype=x.dtype)
   scaled = (x[..., None, :] * scales[:, None]).reshape(*x.shape[:-1], num_freqs * x.shape[-1])
   # One sin over [xb, xb + pi/2] gives the sines and cosines together (cos t = sin(t + pi/2)).
-  features = jnp.sin(jnp.concatenate([scaled, scaled + 0.5 * jnp.pi], axis=-1))
+  features = sine(jnp.concatenate([scaled, scaled + 0.5 * jnp.pi], axis=-1))
   return jnp.concatenate([x, features], axis=-1) if include_input else features
 
 
