@@ -1,9 +1,10 @@
-"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype DTYPE]
+"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype DTYPE] [--profile]
 
 Each entry times the real jitted training iteration (or rendering) of a config on synthetic data of the
 config's size (speed does not depend on the pixels' values) and reports it against this machine's
 float32 matrix-product rate, and against the rate of products in the entry's model.dtype, both measured
 in the same process. Every entry runs in a process of its own, so its peak_rss_mb is its own.
+--profile prints, instead, where the step of each entry in PROFILED spends its time (profile_step.py).
 """
 
 import argparse
@@ -83,8 +84,8 @@ def with_dtype(config, dtype):
   return config
 
 
-def bench_nerf_training(config, size, min_steps):
-  task = tasks.make_task(config, scene=synthetic_scene(20, size))
+def bench_nerf_training(config, size, min_steps, task=None):
+  task = task or tasks.make_task(config, scene=synthetic_scene(20, size))
   compile_s, steps_per_s, flops_per_ray = time_training(task, config, min_steps=min_steps)
   # Backward costs about twice the forward: three forward passes' worth per step.
   flops = 3 * flops_per_ray * config.train.batch_size
@@ -93,7 +94,7 @@ def bench_nerf_training(config, size, min_steps):
           'dtype': config.model.dtype}
 
 
-def bench_nerf_paper(dtype):
+def nerf_paper_config(dtype):
   """configs/lego.py's model and samples at 1024 rays a step.
 
   On a CPU the step runs as 8 microbatches of 128 rays (the same update; measured 10.1 -> 7.3 s a step
@@ -101,18 +102,25 @@ def bench_nerf_paper(dtype):
   """
   config = with_dtype(lego.get_config(), dtype)
   config.train.microbatches = 8 if jax.default_backend() == 'cpu' else 1
-  return bench_nerf_training(config, 400, min_steps=3)
+  return config
+
+
+def bench_nerf_paper(dtype):
+  return bench_nerf_training(nerf_paper_config(dtype), 400, min_steps=3)
 
 
 def bench_nerf_cpu(dtype):
-  """configs/lego_cpu.py as it trains (100x100 images), and where its step's time goes
-  (benchmarks/profile_step.py): products_ms_per_step, outside_products_ms_per_step (the step's wall
-  time less its matrix products': the figure to watch for regressions) and parts_ms_per_step."""
+  """configs/lego_cpu.py as it trains (100x100 images), and on a CPU where its step's time goes
+  (benchmarks/profile_step.py): products_ms_per_step, outside_products_ms_per_step (the step's time at
+  steps_per_s less its matrix products': the figure to watch for regressions), parts_ms_per_step."""
   config = with_dtype(lego_cpu.get_config(), dtype)
-  entry = bench_nerf_training(config, 100, min_steps=20)
-  profiled = profile_step.run_entry('nerf_cpu', config.model.dtype)
-  return {**entry, **{k: profiled[k] for k in ('products_ms_per_step', 'outside_products_ms_per_step',
-                                               'parts_ms_per_step', 'operations_per_step')}}
+  task = tasks.make_task(config, scene=synthetic_scene(20, 100))
+  entry = bench_nerf_training(config, 100, min_steps=20, task=task)
+  if jax.default_backend() == 'cpu':  # the trace's operations are the CPU runtime's
+    profiled = profile_step.summary(profile_step.profile_training(task, config), 1e3 / entry['steps_per_s'])
+    entry.update({k: profiled[k] for k in ('products_ms_per_step', 'outside_products_ms_per_step',
+                                           'operations_per_step', 'parts_ms_per_step')})
+  return entry
 
 
 def paper_eval_config(dtype):
@@ -147,6 +155,11 @@ def time_rendering(config, size):
 def bench_eval_nerf_paper(dtype, size=64):
   """Rendering a size x size view with the paper model, in eval.chunk rays at a time."""
   return time_rendering(paper_eval_config(dtype), size)
+
+
+def bench_eval_cpu(dtype, size=100):
+  """Rendering a size x size view with configs/lego_cpu.py's model, as its evaluations do."""
+  return time_rendering(with_dtype(lego_cpu.get_config(), dtype), size)
 
 
 def bench_render_800(dtype, rows=0):
@@ -261,9 +274,29 @@ def bench_hash_encoding(dtype, points=65536, repeats=5):
 
 
 BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
-              'eval_nerf_paper': bench_eval_nerf_paper, 'render_800': bench_render_800,
+              'eval_nerf_paper': bench_eval_nerf_paper, 'eval_cpu': bench_eval_cpu, 'render_800': bench_render_800,
               'nerf_fast_cpu': bench_nerf_fast_cpu, 'eval_fast_cpu': bench_eval_fast_cpu,
               'hash_encoding': bench_hash_encoding}
+
+
+# Entries with a profile (--profile): name -> (config for a dtype, image size, profile_step function).
+PROFILED = {
+    'nerf_cpu': (lambda dtype: with_dtype(lego_cpu.get_config(), dtype), 100, profile_step.profile_training),
+    'nerf_paper': (nerf_paper_config, 400, profile_step.profile_training),
+    'eval_cpu': (lambda dtype: with_dtype(lego_cpu.get_config(), dtype), 100, profile_step.profile_rendering),
+    'eval_nerf_paper': (paper_eval_config, 64, profile_step.profile_rendering),
+}
+
+
+def profile_entry(name, dtype, top=0):
+  """profile_step.summary() of entry `name`'s step (a training step or a rendering chunk); the paper
+  model's training step is traced twice (seconds each), the others ten times."""
+  make_config, size, profile = PROFILED[name]
+  config = make_config(dtype)
+  views = 20 if profile is profile_step.profile_training else 1
+  task = tasks.make_task(config, scene=synthetic_scene(views, size))
+  steps = 2 if name == 'nerf_paper' else 10
+  return {**profile_step.summary(profile(task, config, steps=steps, top=top)), 'dtype': config.model.dtype}
 
 
 def run_entry(name, args):
@@ -304,11 +337,24 @@ def make_parser():
                            "stays against float32)")
   parser.add_argument('--render-rows', type=int, default=0,
                       help='render_800: rows of the view to render (0: all on a GPU, 40 on a CPU)')
+  parser.add_argument('--profile', action='store_true',
+                      help=f'instead of timing, print where the step goes (benchmarks/profile_step.py) for '
+                           f'the entries that have a profile: {", ".join(PROFILED)} (a CPU only)')
+  parser.add_argument('--top', type=int, default=0, help='--profile: also list the N costliest operations')
   return parser
 
 
 def main():
   args = make_parser().parse_args()
+  if args.profile:
+    results = {}
+    for name in [n for n in args.only or PROFILED if n in PROFILED]:
+      results[name] = profile_entry(name, args.dtype, args.top)
+      profile_step.print_table(f'{name} ({results[name]["dtype"]})', results[name])
+    if args.json:
+      with open(args.json, 'w') as f:
+        json.dump(results, f, indent=2)
+    return
   names = args.only or list(BENCHMARKS)
   if len(names) == 1:
     results = {names[0]: run_entry(names[0], args)}

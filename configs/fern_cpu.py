@@ -22,7 +22,7 @@ def get_config():
   config.model.num_fine = 32
   config.train.steps = 5000
   config.train.batch_size = 512
-  config.train.microbatches = 16  # 32 rays at a time stay in the caches (configs/lego_cpu.py's model)
+  config.train.microbatches = 4  # 128 rays at a time stay in the caches (configs/lego_cpu.py)
   config.train.lr = 1e-3
   config.train.lr_decay_steps = 5000  # x0.1 over the run
   config.train.log_every = 50

@@ -32,9 +32,13 @@ def test_sine_matches_numpy_over_the_encodings_range():
   # Arguments up to 2^9 times points 20 units out (NeRF's top frequency), and the small ones.
   x = np.concatenate([np.linspace(-1e4, 1e4, 200_001), np.linspace(-4.0, 4.0, 10_001)]).astype(np.float32)
   np.testing.assert_allclose(np.asarray(sine(x)), np.sin(x.astype(np.float64)), rtol=0, atol=2e-7)
-  # Far outside, less accurate but a sine's range, never NaN.
+  # Every float32 in [8192, 10240]: where x / pi rounds to the wrong k near half-integers.
+  dense = np.arange(8192.0, 10240.0, 2.0**-10, dtype=np.float32)
+  np.testing.assert_allclose(np.asarray(sine(dense)), np.sin(dense.astype(np.float64)), rtol=0, atol=2e-7)
+  # Far outside, less accurate but a sine's range; NaN stays NaN.
   far = np.float32([5e4, -7.3e6, 1e30, -3e38])
   assert np.all(np.abs(np.asarray(sine(far))) <= 1.0)
+  assert np.all(np.isnan(np.asarray(sine(np.float32([np.nan, np.inf, -np.inf])))))
 
 
 def test_sine_gradient_is_the_cosine():
