@@ -38,7 +38,8 @@ def _parts_table():
     return lambda file, function, op: file in names
 
   return (
-      ('encoding', lambda file, function, op: file == 'encoding.py' or '/encoding/' in op or '/dir_encoding/' in op),
+      ('encoding', lambda file, function, op: file == 'encoding.py' or '/encoding/' in op or
+       '/dir_encoding/' in op),
       ('sampling: searchsorted', lambda file, function, op: 'searchsorted' in op),
       ('sampling: hierarchical (merge and sort)', lambda file, function, op: file == 'sampling.py' and
        function == 'hierarchical_samples'),
@@ -101,7 +102,8 @@ def parse_frames(hlo):
   files, functions, locations = tables['FileNames'], tables['FunctionNames'], tables['FileLocations']
   frames = {}
   for frame, text in tables['StackFrames'].items():
-    location = dict(re.findall(r'(\w+)=(\d+)', locations[int(re.search(r'file_location_id=(\d+)', text).group(1))]))
+    location_id = int(re.search(r'file_location_id=(\d+)', text).group(1))
+    location = dict(re.findall(r'(\w+)=(\d+)', locations[location_id]))
     path = files[int(location['file_name_id'])].strip('"')
     function = functions[int(location['function_name_id'])].strip('"').split('.')[-1]
     file = path.split('site-packages/')[1] if 'site-packages/' in path else os.path.basename(path)

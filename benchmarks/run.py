@@ -1,4 +1,5 @@
-"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype DTYPE] [--profile]
+"""Speed and memory benchmarks: python benchmarks/run.py [--only NAME] [--json PATH] [--dtype DTYPE]
+[--profile]
 
 Each entry times the real jitted training iteration (or rendering) of a config on synthetic data of the
 config's size (speed does not depend on the pixels' values) and reports it against this machine's
