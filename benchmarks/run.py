@@ -110,11 +110,16 @@ def bench_nerf_paper(dtype):
   return bench_nerf_training(nerf_paper_config(dtype), 400, min_steps=3)
 
 
+def lego_cpu_config(dtype):
+  """configs/lego_cpu.py with model.dtype `dtype` (None: its own)."""
+  return with_dtype(lego_cpu.get_config(), dtype)
+
+
 def bench_nerf_cpu(dtype):
   """configs/lego_cpu.py as it trains (100x100 images), and on a CPU where its step's time goes
   (benchmarks/profile_step.py): products_ms_per_step, outside_products_ms_per_step (the step's time at
   steps_per_s less its matrix products': the figure to watch for regressions), parts_ms_per_step."""
-  config = with_dtype(lego_cpu.get_config(), dtype)
+  config = lego_cpu_config(dtype)
   task = tasks.make_task(config, scene=synthetic_scene(20, 100))
   entry = bench_nerf_training(config, 100, min_steps=20, task=task)
   if jax.default_backend() == 'cpu':  # the trace's operations are the CPU runtime's
@@ -160,7 +165,7 @@ def bench_eval_nerf_paper(dtype, size=64):
 
 def bench_eval_cpu(dtype, size=100):
   """Rendering a size x size view with configs/lego_cpu.py's model, as its evaluations do."""
-  return time_rendering(with_dtype(lego_cpu.get_config(), dtype), size)
+  return time_rendering(lego_cpu_config(dtype), size)
 
 
 def bench_render_800(dtype, rows=0):
@@ -282,9 +287,9 @@ BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cp
 
 # Entries with a profile (--profile): name -> (config for a dtype, image size, profile_step function).
 PROFILED = {
-    'nerf_cpu': (lambda dtype: with_dtype(lego_cpu.get_config(), dtype), 100, profile_step.profile_training),
+    'nerf_cpu': (lego_cpu_config, 100, profile_step.profile_training),
     'nerf_paper': (nerf_paper_config, 400, profile_step.profile_training),
-    'eval_cpu': (lambda dtype: with_dtype(lego_cpu.get_config(), dtype), 100, profile_step.profile_rendering),
+    'eval_cpu': (lego_cpu_config, 100, profile_step.profile_rendering),
     'eval_nerf_paper': (paper_eval_config, 64, profile_step.profile_rendering),
 }
 
