@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from nerf_jax import occupancy, rendering, sampling
-from nerf_jax.fields.layers import dense
+from nerf_jax.fields.layers import Dense, features_first, features_last
 
 
 class ImageMLP(nn.Module):
@@ -25,10 +25,11 @@ class ImageMLP(nn.Module):
   @nn.compact
   def __call__(self, uv):
     """uv: float32 [..., 2] in [0, 1] -> rgb: float32 [..., 3] in (0, 1)."""
-    x = self.encoding(uv)
+    encoded = self.encoding(uv)
+    x = features_first(encoded)  # layers.Dense's layout
     for _ in range(self.depth):
-      x = nn.relu(dense(self.width, self.dtype)(x))
-    return nn.sigmoid(dense(3, self.dtype)(x))
+      x = nn.relu(Dense(self.width, self.dtype)(x))
+    return features_last(nn.sigmoid(Dense(3, self.dtype)(x)), encoded.shape[:-1])
 
 
 class NeRF(nn.Module):

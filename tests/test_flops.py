@@ -12,8 +12,8 @@ def test_counts_products_inside_jit_scan_and_custom_gradients():
   assert flops.product_flops(jax.jit(lambda x, y: jnp.sin(x @ y) @ y.T), a, b) == 2 * 4 * 3 * 5 * 2
   scanned = lambda x, y: jax.lax.scan(lambda c, _: (c @ y @ y.T, None), x, None, length=7)[0]
   assert flops.product_flops(scanned, a, b) == 7 * 2 * (2 * 4 * 3 * 5)
-  from nerf_jax.fields.layers import bfloat16_product
-  assert flops.product_flops(bfloat16_product, a, b) == 2 * 4 * 3 * 5
+  from nerf_jax.fields.layers import product
+  assert flops.product_flops(lambda k, x: product(k, x, jnp.bfloat16), a.T, b) == 2 * 4 * 3 * 5
   assert flops.product_flops(lambda x: jnp.exp(x) + 1, a) == 0
 
 

@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,7 +75,7 @@ def test_split_view_layer_equals_the_concatenated_layer():
   from nerf_jax.encoding import frequency_encoding
   _, inter = mlp.apply({'params': p}, points, dirs, capture_intermediates=True,
                        mutable=['intermediates'])
-  features = inter['intermediates']['features']['__call__'][0]
+  features = layers.features_last(inter['intermediates']['features']['__call__'][0], (3, 4))
   enc = jnp.broadcast_to(frequency_encoding(dirs, 2)[:, None], (3, 4, 15))
   kernel = jnp.concatenate([p['view_features']['kernel'], p['view_dirs']['kernel']], axis=0)
   hidden = jax.nn.relu(jnp.concatenate([features, enc], -1) @ kernel + p['view_features']['bias'])
@@ -110,18 +112,39 @@ def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
 def test_bfloat16_product_runs_forward_and_backward_in_bfloat16():
   # Every product of the forward and the backward pass takes bfloat16 operands and gives float32:
   # the form with hardware support. (Autodiff alone would multiply a float32 cotangent by bfloat16.)
-  x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6))
+  x = jax.random.normal(jax.random.PRNGKey(0), (6, 20))
   kernel = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
-  f = lambda x, k: jnp.sum(jnp.sin(layers.bfloat16_product(x, k)))
-  jaxpr = jax.make_jaxpr(jax.grad(f, argnums=(0, 1)))(x, kernel)
+  f = lambda k, x: jnp.sum(jnp.sin(layers.product(k, x, jnp.bfloat16)))
+  jaxpr = jax.make_jaxpr(jax.grad(f, argnums=(0, 1)))(kernel, x)
   dots = [e for e in jaxpr.eqns if e.primitive.name == 'dot_general']
   assert len(dots) == 3
   for e in dots:
     assert [v.aval.dtype for v in e.invars] == [jnp.bfloat16] * 2 and e.outvars[0].aval.dtype == jnp.float32
-  dx, dk = jax.grad(f, argnums=(0, 1))(x, kernel)
-  ex, ek = jax.grad(lambda x, k: jnp.sum(jnp.sin(x @ k)), argnums=(0, 1))(x, kernel)
+  dk, dx = jax.grad(f, argnums=(0, 1))(kernel, x)
+  ek, ex = jax.grad(lambda k, x: jnp.sum(jnp.sin(k.T @ x)), argnums=(0, 1))(kernel, x)
   np.testing.assert_allclose(dx, ex, atol=0.05 * float(jnp.abs(ex).max()))
   np.testing.assert_allclose(dk, ek, atol=0.05 * float(jnp.abs(ek).max()))
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_every_big_product_contracts_its_left_operands_last_axis(dtype):
+  # XLA's CPU runtime runs a product whose left operand contracts its first axis as a generic dot, at
+  # half the rate of its fast kernels (in bfloat16 it refuses it), and folds transposes into products,
+  # so the layout has to hold in the compiled step, not just in our code: a lego_cpu-sized field's
+  # gradient, compiled, has no such product of a [>1, >1] result (layers.Dense, features-first).
+  if jax.default_backend() != 'cpu':
+    pytest.skip("XLA's CPU products only: other backends compile products to library calls")
+  mlp = NerfMLP(encoding=FrequencyEncoding(10), dir_encoding=FrequencyEncoding(4), width=128, depth=4,
+                skip=2, width_view=64, dtype=dtype)
+  points = jax.random.normal(jax.random.PRNGKey(0), (32, 96, 3))
+  dirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (32, 1))
+  params = mlp.init(jax.random.PRNGKey(1), points, dirs)
+  loss = lambda p: sum(jnp.sum(jnp.sin(out)) for out in mlp.apply(p, points, dirs))
+  hlo = jax.jit(jax.grad(loss)).lower(params).compile().as_text()
+  dots = re.findall(r'= \w+\[(\d+),(\d+)\]\S* dot\(.*lhs_contracting_dims=\{(\d)\}', hlo)
+  assert len(dots) >= 20, 'no products found: has the HLO text changed?'
+  slow = [d for d in dots if d[2] == '0' and int(d[0]) > 1 and int(d[1]) > 1]
+  assert not slow, slow
 
 
 def test_a_rays_samples_depend_only_on_its_own_key():

@@ -1,4 +1,17 @@
-"""Dense layers whose matrix products may run in bfloat16: what every field's MLP is built from."""
+"""The dense layer every field's MLP is built from: features-first activations, products that may run
+in bfloat16.
+
+Activations between layers are features-first, [features, points], not flax's [points, features].
+A layer's backward pass contracts its input and its output's gradient over the points for the
+kernel's gradient. Points-last, the left operand of every product of the forward and backward pass
+contracts its last axis, the only form XLA's CPU runtime hands to its fast product kernels (YNNPACK);
+points-first, the kernel's gradient contracts the first axis and runs as a generic dot at about half
+the rate (`python benchmarks/run.py --profile --only nerf_cpu`: the backward products of `lego_cpu`'s
+step 373 -> 253 ms, README, Performance). A field moves its encoded inputs to features-first once
+(`features_first`) and its outputs back (`features_last`).
+"""
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -19,47 +32,67 @@ def compute_dtype(name):
   return COMPUTE_DTYPES[name]
 
 
-@jax.custom_vjp
-def bfloat16_product(x, kernel):
-  """x @ kernel from bfloat16 operands, accumulated in and returned as float32.
+def features_first(x):
+  """x: [..., F] -> [F, N], N the product of the leading axes."""
+  # A real transposed copy: left a transpose, XLA folds it into the products that read it, and the
+  # first layer's kernel gradient would contract its left operand's first axis again.
+  return jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
 
-  x: float32 [..., n]; kernel: float32 [n, m] -> float32 [..., m].
+
+def features_last(x, lead):
+  """x: [F, N] -> [*lead, F] (features_first's inverse; prod(lead) == N)."""
+  return x.T.reshape(tuple(lead) + (x.shape[0],))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def product(kernel, x, dtype=jnp.float32):
+  """kernel.T @ x from `dtype` operands, accumulated in and returned as float32.
+
+  kernel: float32 [n, m]; x: float32 [n, N] -> float32 [m, N].
   bfloat16 operands with a float32 result is the form CPUs with AVX-512 BF16 and GPUs' tensor cores
-  run at twice the float32 rate (a 4096 x 4096 product on the project's CPU: 344 GFLOP/s, against 179
-  in float32 and 170 with a bfloat16 result), and sums over hundreds of inputs keep float32's
-  precision. The custom gradient keeps the backward products in that form too: autodiff alone would
-  multiply the float32 cotangent by bfloat16 operands, which runs at the slow float32 rate.
+  run at twice the float32 rate (a 4096 x 4096 product on the project's AVX-512 BF16 CPU: 344 GFLOP/s,
+  against 179 in float32 and 170 with a bfloat16 result), and sums over hundreds of inputs keep
+  float32's precision. The custom gradient keeps the backward products in that form too (autodiff
+  would multiply the float32 cotangent by bfloat16 operands, at the float32 rate), and every product's
+  left operand contracting its last axis (module docstring).
   """
-  return _bfloat16_product_fwd(x, kernel)[0]
+  return _product_fwd(kernel, x, dtype)[0]
 
 
-def _bfloat16_product_fwd(x, kernel):
-  x16, k16 = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
-  return jnp.matmul(x16, k16, preferred_element_type=jnp.float32), (x16, k16)
+def _product_fwd(kernel, x, dtype):
+  # XLA folds a transpose into the product that reads it, which would make this product's left operand
+  # contract its first axis: the barrier keeps kernel.T a real [m, n] array (a copy of the small kernel).
+  kernel_t = jax.lax.optimization_barrier(kernel.T).astype(dtype)
+  x = x.astype(dtype)
+  return jnp.matmul(kernel_t, x, preferred_element_type=jnp.float32), (kernel.astype(dtype), x)
 
 
-def _bfloat16_product_bwd(residuals, g):
-  x16, k16 = residuals
-  g16 = g.astype(jnp.bfloat16)
-  dx = jnp.matmul(g16, k16.T, preferred_element_type=jnp.float32)
-  # The kernel's gradient sums over every leading axis, in float32.
-  axes = tuple(range(x16.ndim - 1))
-  dk = jnp.tensordot(x16, g16, axes=(axes, axes), preferred_element_type=jnp.float32)
-  return dx, dk
+def _product_bwd(dtype, residuals, g):
+  kernel, x = residuals
+  g = g.astype(dtype)
+  dx = jnp.matmul(kernel, g, preferred_element_type=jnp.float32)  # [n, m] @ [m, N]
+  # The kernel's gradient sums over the points, in float32: [n, N] x [m, N] -> [n, m].
+  dk = jax.lax.dot_general(x, g, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  return dk, dx
 
 
-bfloat16_product.defvjp(_bfloat16_product_fwd, _bfloat16_product_bwd)
+product.defvjp(_product_fwd, _product_bwd)
 
 
-def _bfloat16_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
-  """nn.Dense's product (lhs's last axis against rhs's first) as bfloat16_product."""
-  del precision, preferred_element_type
-  assert dimension_numbers == (((lhs.ndim - 1,), (0,)), ((), ())), dimension_numbers
-  return bfloat16_product(lhs, rhs)
+class Dense(nn.Module):
+  """nn.Dense on features-first activations: x float32 [in, N] -> float32 [features, N].
 
+  The same parameters as nn.Dense (kernel [in, features], lecun-normal; bias [features], zeros), so the
+  same key initialises both alike and checkpoints carry over. dtype: the product's (`product`).
+  """
+  features: int
+  dtype: type = jnp.float32
+  use_bias: bool = True
 
-def dense(features, dtype, **kwargs):
-  """nn.Dense whose matrix product runs in `dtype`; parameters, bias and result stay float32."""
-  if dtype == jnp.float32:
-    return nn.Dense(features, **kwargs)
-  return nn.Dense(features, dot_general=_bfloat16_dot_general, **kwargs)
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (x.shape[0], self.features))
+    y = product(kernel, x, self.dtype)
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))[:, None]
+    return y

@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import compute_dtype, dense
+from nerf_jax.fields.layers import Dense, compute_dtype, features_first, features_last
 
 
 class NerfMLP(nn.Module):
@@ -35,24 +35,27 @@ class NerfMLP(nn.Module):
 
     Outputs are float32 whatever `dtype` is: transmittance multiplies S terms, too many for bfloat16.
     """
-    layer = lambda features, name, **kw: dense(features, self.dtype, name=name, **kw)
-    inputs = self.encoding(points)
+    layer = lambda features, name, **kw: Dense(features, self.dtype, name=name, **kw)
+    encoded = self.encoding(points)
+    lead = encoded.shape[:-1]  # [..., S]
+    inputs = features_first(encoded)  # [features, points]: layers.Dense's layout
     x = inputs
     for i in range(self.depth):
       x = nn.relu(layer(self.width, f'trunk_{i}')(x))
       if i == self.skip:
-        x = jnp.concatenate([inputs, x], axis=-1)
-    raw_sigma = layer(1, 'density')(x)[..., 0]
+        x = jnp.concatenate([inputs, x], axis=0)
+    raw_sigma = layer(1, 'density')(x)[0].reshape(lead)
     if raw_noise is not None:
       raw_sigma = raw_sigma + raw_noise
     sigma = nn.softplus(raw_sigma + self.density_bias)
     features = layer(self.width, 'features')(x)
     # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and
     # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
-    directions = self.dir_encoding(viewdirs)
-    hidden = (layer(self.width_view, 'view_features')(features)
-              + layer(self.width_view, 'view_dirs', use_bias=False)(directions)[..., None, :])
-    rgb = nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden)))
+    directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
+    directions = layer(self.width_view, 'view_dirs', use_bias=False)(directions)
+    hidden = (layer(self.width_view, 'view_features')(features).reshape((self.width_view,) + lead)
+              + directions.reshape((self.width_view,) + lead[:-1] + (1,)))
+    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden.reshape(self.width_view, -1)))), lead)
     return rgb, sigma
 
 

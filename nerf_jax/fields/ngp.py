@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import compute_dtype, dense
+from nerf_jax.fields.layers import Dense, compute_dtype, features_first, features_last
 
 
 @jax.custom_vjp
@@ -50,21 +50,24 @@ class NgpField(nn.Module):
   def __call__(self, points, viewdirs, raw_noise=None):
     """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; raw_noise: float32 [..., S] or
     None -> rgb float32 [..., S, 3], sigma float32 [..., S]."""
-    layer = lambda features, name, **kw: dense(features, self.dtype, name=name, **kw)
-    h = nn.relu(layer(self.width, 'density_hidden')(self.encoding(points)))
+    layer = lambda features, name, **kw: Dense(features, self.dtype, name=name, **kw)
+    encoded = self.encoding(points)
+    lead = encoded.shape[:-1]  # [..., S]
+    h = nn.relu(layer(self.width, 'density_hidden')(features_first(encoded)))  # layers.Dense's layout
     h = layer(1 + self.geo_features, 'density_out')(h)
-    raw_sigma = h[..., 0] if raw_noise is None else h[..., 0] + raw_noise
+    raw_sigma = h[0].reshape(lead) if raw_noise is None else h[0].reshape(lead) + raw_noise
     lo, hi = self.box
     inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
     sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
     # The first colour layer on concat(h, dir) as two products: the direction's once per ray.
-    directions = self.dir_encoding(viewdirs)
-    x = (layer(self.width, 'colour_0')(h)
-         + layer(self.width, 'colour_0_dirs', use_bias=False)(directions)[..., None, :])
-    x = nn.relu(x)
+    directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
+    directions = layer(self.width, 'colour_0_dirs', use_bias=False)(directions)
+    x = (layer(self.width, 'colour_0')(h).reshape((self.width,) + lead)
+         + directions.reshape((self.width,) + lead[:-1] + (1,)))
+    x = nn.relu(x.reshape(self.width, -1))
     for i in range(1, self.colour_depth):
       x = nn.relu(layer(self.width, f'colour_{i}')(x))
-    rgb = nn.sigmoid(layer(3, 'rgb')(x))
+    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)
     return rgb, sigma
 
 
