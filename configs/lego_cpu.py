@@ -20,7 +20,7 @@ def get_config():
   config.model.num_fine = 64
   config.train.steps = 4000  # 16 min on 2 AVX-512 cores (4.2 steps/s, 4 microbatches), evaluations included
   config.train.batch_size = 512  # more, smaller steps beat fewer large ones within the budget
-  # 32 rays (3,072 fine samples) at a time keep each layer's activations and their transposes in the
+  # 32 rays (3,072 fine samples) at a time keep each layer's activations and their gradients in the
   # caches: 1.16x the steps/s of 4 parts of 128 (README, Performance, 'Small models on a CPU').
   config.train.microbatches = 16
   config.train.lr = 1e-3
