@@ -7,7 +7,7 @@ kernel's gradient. Points-last, the left operand of every product of the forward
 contracts its last axis, the only form XLA's CPU runtime hands to its fast product kernels (YNNPACK);
 points-first, the kernel's gradient contracts the first axis and runs as a generic dot at about half
 the rate (`python benchmarks/run.py --profile --only nerf_cpu`: the backward products of `lego_cpu`'s
-step 373 -> 253 ms, README, Performance). A field moves its encoded inputs to features-first once
+step 373 -> 206 ms, README, Performance). A field moves its encoded inputs to features-first once
 (`features_first`) and its outputs back (`features_last`).
 """
 
@@ -42,6 +42,13 @@ def features_first(x):
 def features_last(x, lead):
   """x: [F, N] -> [*lead, F] (features_first's inverse; prod(lead) == N)."""
   return x.T.reshape(tuple(lead) + (x.shape[0],))
+
+
+def add_per_ray(per_sample, per_ray):
+  """per_sample: [F, R * S] (each ray's S samples together, as features_first leaves [R, S, ...]);
+  per_ray: [F, R] -> per_sample plus each ray's column on each of its samples, [F, R * S]."""
+  f, n = per_sample.shape
+  return (per_sample.reshape(f, per_ray.shape[1], -1) + per_ray[:, :, None]).reshape(f, n)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

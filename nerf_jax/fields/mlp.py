@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import Dense, compute_dtype, features_first, features_last
+from nerf_jax.fields.layers import Dense, add_per_ray, compute_dtype, features_first, features_last
 
 
 class NerfMLP(nn.Module):
@@ -53,9 +53,8 @@ class NerfMLP(nn.Module):
     # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
     directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
     directions = layer(self.width_view, 'view_dirs', use_bias=False)(directions)
-    hidden = (layer(self.width_view, 'view_features')(features).reshape((self.width_view,) + lead)
-              + directions.reshape((self.width_view,) + lead[:-1] + (1,)))
-    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden.reshape(self.width_view, -1)))), lead)
+    hidden = add_per_ray(layer(self.width_view, 'view_features')(features), directions)
+    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden))), lead)
     return rgb, sigma
 
 

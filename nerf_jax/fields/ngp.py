@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import Dense, compute_dtype, features_first, features_last
+from nerf_jax.fields.layers import Dense, add_per_ray, compute_dtype, features_first, features_last
 
 
 @jax.custom_vjp
@@ -55,16 +55,16 @@ class NgpField(nn.Module):
     lead = encoded.shape[:-1]  # [..., S]
     h = nn.relu(layer(self.width, 'density_hidden')(features_first(encoded)))  # layers.Dense's layout
     h = layer(1 + self.geo_features, 'density_out')(h)
-    raw_sigma = h[0].reshape(lead) if raw_noise is None else h[0].reshape(lead) + raw_noise
+    raw_sigma = h[0].reshape(lead)
+    if raw_noise is not None:
+      raw_sigma = raw_sigma + raw_noise
     lo, hi = self.box
     inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
     sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
     # The first colour layer on concat(h, dir) as two products: the direction's once per ray.
     directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
     directions = layer(self.width, 'colour_0_dirs', use_bias=False)(directions)
-    x = (layer(self.width, 'colour_0')(h).reshape((self.width,) + lead)
-         + directions.reshape((self.width,) + lead[:-1] + (1,)))
-    x = nn.relu(x.reshape(self.width, -1))
+    x = nn.relu(add_per_ray(layer(self.width, 'colour_0')(h), directions))
     for i in range(1, self.colour_depth):
       x = nn.relu(layer(self.width, f'colour_{i}')(x))
     rgb = features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)
