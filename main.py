@@ -86,7 +86,7 @@ def main(argv):
     else:
       task = tasks.make_task(config)
       state, source = train.load_state(config, task, workdir, required=False)
-      report, problems = checks.check_network(task, state.params, config)
+      report, problems = checks.check_network(task, state.variables, config)
       _report(f'Network ({source})', report, problems)
   except errors.USER_ERRORS as e:
     sys.exit(f'error: {e}')
@@ -102,11 +102,11 @@ def export(mode, config, workdir):
   state, source = train.load_state(config, task, workdir)
   out_dir = os.path.join(os.path.abspath(workdir), mode, f'step{int(state.step)}')
   if mode == 'render':
-    paths, report = video.render_path(task, state.params, config.render, out_dir, config.eval), {}
+    paths, report = video.render_path(task, state.variables, config.render, out_dir, config.eval), {}
   elif mode == 'mesh':
-    paths, report = export_lib.extract_mesh(task, state.params, config.mesh, out_dir)
+    paths, report = export_lib.extract_mesh(task, state.variables, config.mesh, out_dir)
   else:
-    paths, report = export_lib.extract_point_cloud(task, state.params, config, out_dir)
+    paths, report = export_lib.extract_point_cloud(task, state.variables, config, out_dir)
   print(f'{mode} from the {source}:' + ''.join(f'\n  {k}: {v}' for k, v in report.items())
         + '\nWrote:\n  ' + '\n  '.join(paths))
 

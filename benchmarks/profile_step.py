@@ -43,9 +43,9 @@ def _parts_table():
       ('sampling: searchsorted', lambda file, function, op: 'searchsorted' in op),
       ('sampling: hierarchical (merge and sort)', lambda file, function, op: file == 'sampling.py' and
        function == 'hierarchical_samples'),
+      ('points along rays', lambda file, function, op: file == 'sampling.py' and function == 'points_along'),
       ('sampling: pdf and stratified', files('sampling.py')),
       ('compositing', files('rendering.py')),
-      ('points along rays', files('models.py')),
       ('field: bias, activations, concatenations', lambda file, function, op: file in (
           'mlp.py', 'layers.py', 'ngp.py', 'hashgrid.py', 'sh.py') or file.startswith('flax/linen/')),
       ('loss and metrics', lambda file, function, op: file in ('metrics.py', 'losses.py') or
@@ -53,7 +53,7 @@ def _parts_table():
       ('optimizer', lambda file, function, op: file in ('optim.py', 'flax/training/train_state.py') or
        file.startswith('optax/')),
       ('batch: pixels, rays, keys', lambda file, function, op: file in ('batching.py', 'camera.py') or
-       (file == 'nerf.py' and function == 'sample_batch')),
+       (file == 'scene.py' and function in ('sample_batch', 'batch_rays'))),
       ('microbatch accumulation', files('train.py', 'parallel.py', 'evaluate.py')),
   )
 
@@ -248,7 +248,7 @@ def profile_rendering(task, config, steps=10, top=0):
   """profile() of one rendering chunk (eval.chunk rays of the first view of data.split, in
   eval.microbatches parts) with the freshly initialised model, as --mode evaluate renders it."""
   from nerf_jax import evaluate, train
-  params = train.create_train_state(config, task).params
+  params = train.create_train_state(config, task).variables
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
   chunk = evaluator._place(jax.tree_util.tree_map(lambda x: x[:config.eval.chunk], view.inputs))

@@ -49,7 +49,7 @@ def race(config, seconds, every):
     jax.block_until_ready(m)
     trained += time.perf_counter() - start
     step += every
-    image = evaluator.render(state.params, view)['rgb']
+    image = evaluator.render(state.variables, view)['rgb']
     psnr = float(metrics.psnr_from_mse(np.mean((image - view.target) ** 2)))
     points.append((trained, psnr))
     print(f'{config.name}: step {step}, {trained:.1f} s, {psnr:.2f} dB', flush=True)

@@ -65,7 +65,7 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
       state, metrics = iteration(state, data)
     jax.block_until_ready(metrics)
     steps += group
-  return compile_s, steps / (time.perf_counter() - start), task.forward_flops(state.params)
+  return compile_s, steps / (time.perf_counter() - start), task.forward_flops(state.variables)
 
 
 def synthetic_scene(num_views, size):
@@ -142,7 +142,7 @@ def time_rendering(config, size):
   """Rendering a size x size view of random pixels with `config`'s freshly initialised model, in
   eval.chunk rays at a time. A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk."""
   task = tasks.make_task(config, scene=synthetic_scene(1, size))
-  params = train.create_train_state(config, task).params
+  params = train.create_train_state(config, task).variables
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
   start = time.perf_counter()
@@ -180,7 +180,7 @@ def bench_render_800(dtype, rows=0):
   config = paper_eval_config(dtype)
   rows = rows or (40 if jax.default_backend() == 'cpu' else 800)
   task = tasks.make_task(config, scene=synthetic_scene(1, 32))
-  params = train.create_train_state(config, task).params
+  params = train.create_train_state(config, task).variables
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   intrinsics = camera.centred_intrinsics(0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X), 800, 800)
   rays = camera.image_rays(task.scene.poses[0], intrinsics, rows, 800)

@@ -1,9 +1,16 @@
 """Every config key with its default; the other configs import this and override what they change.
 
+The keys below are the shared ones. Each plug-in (a sampler, a field, an encoding, a loss term, ...)
+owns its own keys, declared with their defaults and comments in its file and registered with it; the
+last line adds them (nerf_jax.plugins.add_defaults); the comments above it list them all, generated from
+the plug-ins by `python -m nerf_jax.plugins --write` (tests/test_configs.py checks they are current).
+
 Run: python main.py --config configs/<name>.py [--config.train.lr=1e-3 ...]
 """
 
 import ml_collections
+
+from nerf_jax import plugins
 
 
 def get_config():
@@ -40,52 +47,21 @@ def get_config():
   model.dir_encoding = 'frequency'  # nerf: of view directions: fields.ENCODINGS ('sh')
   model.width = 128  # hidden units per layer
   model.depth = 4  # hidden layers
-  model.num_freqs = 10  # 'frequency' encoding: frequencies of the input coordinates (nerf: points)
-  model.skip = 4  # nerf: the encoded point is concatenated after trunk layer skip + 1
-  model.width_view = 128  # nerf: the view-dependent colour layer
-  model.dir_freqs = 4  # nerf, 'frequency' dir_encoding: frequencies of the view directions
-  model.num_coarse = 64  # nerf: stratified samples per ray (coarse network)
-  model.num_fine = 128  # nerf: extra samples from the coarse weights (fine network sees both)
-  # nerf: standard deviation of Gaussian noise added to the raw density while training (NeRF's LLFF
-  # scenes: 1.0, against floaters); 0: none. Evaluation never adds it.
-  model.density_noise = 0.0
   # The layers' matrix products: 'float32' or 'bfloat16' (mixed precision: bfloat16 operands, float32
   # sums; parameters, gradients, encoding and volume rendering stay float32). NeRF configs use bfloat16
   # (configs/lego.py says why); image fitting stays float32: no faster in bfloat16 on a CPU.
   model.dtype = 'float32'
-  # nerf: where the field is queried: 'hierarchical' (coarse + fine fields, NeRF) or 'occupancy' (one
-  # field at fixed steps through the cells an occupancy grid marks occupied, instant-NGP)
+  # nerf: where the field is queried: samplers.SAMPLERS, 'hierarchical' (coarse + fine fields, NeRF) or
+  # 'occupancy' (one field at fixed steps through the cells an occupancy grid marks occupied, instant-NGP)
   model.sampler = 'hierarchical'
+  # nerf: how the training cameras' poses reach the rays: camera_models.CAMERA_MODELS ('fixed': as given;
+  # docs/extending.md adds learned pose refinement)
+  model.camera = 'fixed'
   # The cube [lo, hi]^3 the hash grid, the 'ngp' field and the occupancy grid cover (image fitting:
   # the (u, v) square, (0, 1)). Blender scenes fit in (-1.5, 1.5).
   model.box = (-1.5, 1.5)
-  # 'hashgrid' encoding (fields/hashgrid.py): levels, features per level, log2 of the table size,
-  # coarsest and finest cells per side of the box
-  model.hash_levels = 16
-  model.hash_features = 2
-  model.hash_table_log2 = 19
-  model.hash_coarsest = 16
-  model.hash_finest = 2048
-  model.hash_custom_vjp = False  # the hand-written backward pass (benchmarks: no faster than autodiff)
-  model.sh_degree = 4  # 'sh' dir_encoding: bands 0 .. sh_degree - 1 (sh_degree^2 values)
-  model.geo_features = 15  # 'ngp' field: features from the density MLP to the colour MLP
-  # model.sampler='occupancy': the grid's cells per side, steps between updates, warm-up steps that
-  # update every cell, the density's decay per update, and the opacity over a step that counts occupied
-  model.grid_resolution = 128
-  model.grid_every = 16
-  model.grid_warmup_steps = 256
-  model.grid_decay = 0.95
-  model.grid_threshold = 0.01
-  model.march_steps = 1024  # fixed steps along the box's diagonal (the step size follows)
-  # samples per ray, averaged over a batch, each marching stage may query while training: every stage
-  # but the last gives each ray its next samples, the last the rest of as many whole rays as fit (the
-  # others are left out of the loss); rays whose transmittance is under 1e-4 after a stage take no
-  # more (early termination). models.OccupancyNeRF
-  model.march_samples = (16, 16)
-  # The same in evaluation and rendering, where the last stage repeats until no ray is left out: the
-  # images do not depend on it, the speed does (lego_fast_cpu at 200x200: 3.9 s an image with (8, 8),
-  # 9.1 s with (32, 64), the same PSNR to 0.01 dB)
-  model.march_eval_samples = (8, 8)
+  # Each plug-in's keys (hash_*, sh_degree, geo_features, grid_*, march_*, num_coarse, ...) come from
+  # its file: see the last line.
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 10_000  # total optimisation steps
@@ -166,4 +142,29 @@ def get_config():
   config.distributed.coordinator_address = ''  # host:port of process 0, reachable from every process
   config.distributed.num_processes = 1
   config.distributed.process_id = 0  # this process: 0 .. num_processes - 1
-  return config
+  # Plug-in keys (generated by `python -m nerf_jax.plugins --write`; each entry declares its own):
+  # model.density_noise = 0.0  # 'hierarchical' sampler: standard deviation of Gaussian noise added to the raw density while training; 0: none
+  # model.dir_freqs = 4  # nerf, 'frequency' dir_encoding: frequencies of the view directions
+  # model.geo_features = 15  # 'ngp' field: features from the density MLP to the colour MLP
+  # model.grid_decay = 0.95  # 'occupancy' sampler: the density's decay per update
+  # model.grid_every = 16  # 'occupancy' sampler: steps between the grid's updates
+  # model.grid_resolution = 128  # 'occupancy' sampler: the grid's cells per side of model.box
+  # model.grid_threshold = 0.01  # 'occupancy' sampler: the opacity over a step that counts occupied
+  # model.grid_warmup_steps = 256  # 'occupancy' sampler: the first steps, whose updates look at every cell
+  # model.hash_coarsest = 16  # 'hashgrid' encoding: cells per side of model.box at the coarsest level
+  # model.hash_custom_vjp = False  # 'hashgrid' encoding: the hand-written backward pass (benchmarks: no faster than autodiff)
+  # model.hash_features = 2  # 'hashgrid' encoding: features per level
+  # model.hash_finest = 2048  # 'hashgrid' encoding: ... and at the finest
+  # model.hash_levels = 16  # 'hashgrid' encoding: resolution levels
+  # model.hash_table_log2 = 19  # 'hashgrid' encoding: log2 of each level's table rows
+  # model.march_eval_samples = (8, 8)  # 'occupancy' sampler: the same in evaluation and rendering, where the last stage repeats until no ray is left out
+  # model.march_samples = (16, 16)  # 'occupancy' sampler: samples per ray, averaged over a batch, each marching stage may query while training
+  # model.march_steps = 1024  # 'occupancy' sampler: fixed steps along the box's diagonal (the step size follows)
+  # model.num_coarse = 64  # 'hierarchical' sampler: stratified samples per ray (coarse field)
+  # model.num_fine = 128  # 'hierarchical' sampler: extra samples from the coarse weights (the fine field sees both)
+  # model.num_freqs = 10  # 'frequency' encoding: frequencies of the input coordinates (nerf: points)
+  # model.sh_degree = 4  # 'sh' dir_encoding: bands 0 .. sh_degree - 1 (sh_degree^2 values)
+  # model.skip = 4  # 'mlp' field: the encoded point is concatenated again after trunk layer skip + 1
+  # model.width_view = 128  # 'mlp' field: the view-dependent colour layer's width
+  # (end of plug-in keys)
+  return plugins.add_defaults(config)  # every registered plug-in's own keys, with their defaults

@@ -41,28 +41,32 @@ def camera_directions(rows, cols, intrinsics):
   return jnp.stack([x, y, -jnp.ones_like(x)], axis=-1).astype(jnp.float32)
 
 
-def rays_from_pixels(poses, intrinsics, rows, cols):
+def rays_from_pixels(poses, intrinsics, rows, cols, camera=None):
   """World-space rays through the given pixels.
 
   poses: float32 [..., 4, 4] camera-to-world, one per ray (or broadcastable); intrinsics: float32
-  [..., 4] (fx, fy, cx, cy), likewise; rows, cols: int [...]
-  returns Rays with fields [..., 3]
+  [..., 4] (fx, fy, cx, cy), likewise; rows, cols: int [...]; camera: int [...] (broadcastable) each
+  ray's training camera (types.Rays.camera), or None
+  returns Rays with fields [..., 3] (camera [..., 1])
   """
   cam = camera_directions(rows, cols, intrinsics)
   # camera-to-world: world = R @ cam, so rotate by R (not R^T, which would be world-to-camera).
   directions = jnp.einsum('...ij,...j->...i', poses[..., :3, :3], cam)
   origins = jnp.broadcast_to(poses[..., :3, 3], directions.shape)
   viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)
-  return Rays(origins=origins, directions=directions, viewdirs=viewdirs)
+  if camera is not None:
+    camera = jnp.broadcast_to(jnp.asarray(camera, jnp.int32), directions.shape[:-1])[..., None]
+  return Rays(origins=origins, directions=directions, viewdirs=viewdirs, camera=camera)
 
 
-def image_rays(pose, intrinsics, height, width):
+def image_rays(pose, intrinsics, height, width, camera=None):
   """Rays through every pixel of one view.
 
-  pose: float32 [4, 4]; intrinsics: float32 [4] -> Rays with fields [height, width, 3]
+  pose: float32 [4, 4]; intrinsics: float32 [4]; camera: the view's training camera index or None
+  -> Rays with fields [height, width, 3]
   """
   rows, cols = pixel_grid(height, width)
-  return rays_from_pixels(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols)
+  return rays_from_pixels(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols, camera)
 
 
 def ndc_rays(rays, intrinsics, near=1.0):
@@ -88,7 +92,7 @@ def ndc_rays(rays, intrinsics, near=1.0):
   dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
   origins = jnp.stack([-ax * ox / oz, -ay * oy / oz, 1.0 + 2.0 * near / oz], axis=-1)
   directions = jnp.stack([-ax * (dx / dz - ox / oz), -ay * (dy / dz - oy / oz), -2.0 * near / oz], axis=-1)
-  return Rays(origins=origins, directions=directions, viewdirs=rays.viewdirs)
+  return rays.replace(origins=origins, directions=directions)  # viewdirs and conditioning as they were
 
 
 def world_from_ndc(points, intrinsics, near=1.0):
@@ -100,6 +104,23 @@ def world_from_ndc(points, intrinsics, near=1.0):
   x = -points[..., 0] * z * intrinsics[..., 2] / intrinsics[..., 0]
   y = -points[..., 1] * z * intrinsics[..., 3] / intrinsics[..., 1]
   return np.stack([x, y, z], axis=-1)
+
+
+def look_at_pose(position, target=(0.0, 0.0, 0.0), world_up=(0.0, 0.0, 1.0)):
+  """Camera-to-world matrix of a camera at `position` looking at `target` (numpy).
+
+  Returns float64 [4, 4]. Columns 0..2 are the camera's right (+X), up (+Y) and back (+Z) axes in world
+  coordinates (OpenGL/Blender: the camera looks down its -Z); column 3 is its centre.
+  """
+  position = np.asarray(position, np.float64)
+  forward = np.asarray(target, np.float64) - position
+  forward /= np.linalg.norm(forward)
+  right = np.cross(forward, world_up)
+  right /= np.linalg.norm(right)
+  up = np.cross(right, forward)
+  pose = np.eye(4)
+  pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, -forward, position
+  return pose
 
 
 def look_at_centre(poses):

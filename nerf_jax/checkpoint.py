@@ -9,8 +9,10 @@ import json
 import os
 
 import jax
+import optax
 import orbax.checkpoint as ocp
 
+from nerf_jax import plugins
 from nerf_jax.errors import CheckpointError
 
 # Config keys that may change between a run and its resumption: they do not change the parameters'
@@ -19,16 +21,18 @@ from nerf_jax.errors import CheckpointError
 # model.dtype changes only the products' precision (parameters are float32 either way): a float32 run
 # may be evaluated or continued in bfloat16 and back. Loss terms change what the next steps optimise,
 # not the state's shape: a regulariser may be switched on to fine-tune a run. (train.optimizer is not
-# safe: clipping, another optimiser or parameter groups change the optimiser state's layout.)
+# safe: clipping, another optimiser or parameter groups change the optimiser state's layout.) The
+# plug-ins add their own (registry.Plugin.safe).
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.progress_every_s',
-                  'train.eval_every',
-                  'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
+                  'train.eval_every', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
                   'train.microbatches', 'model.dtype', 'loss.', 'eval.', 'render.', 'mesh.', 'pointcloud.',
-                  'distributed.', 'model.hash_custom_vjp', 'model.march_eval_samples')
+                  'distributed.', *plugins.safe_keys())
 
-# Keys added to the config after runs were saved without them, with the value that reproduces what those
-# runs did: a saved config.json lacking one is read as holding this value, so older runs still resume
-# (and a resume that sets another value is refused like any other change).
+# Shared keys added to the config after runs were saved without them, with the value that reproduces
+# what those runs did: a saved config.json lacking one is read as holding this value, so older runs
+# still resume (and a resume that sets another value is refused like any other change). A plug-in's
+# keys are read as their defaults (plugins.resume_defaults): a plug-in that changes what a default
+# means must give the new behaviour a new value.
 ADDED_KEYS = {
     'data.format': 'blender',
     'model.field': 'mlp', 'model.encoding': 'frequency', 'model.dir_encoding': 'frequency',
@@ -37,14 +41,15 @@ ADDED_KEYS = {
     'train.optimizer.eps': 1e-8, 'train.optimizer.clip_norm': 0.0, 'train.optimizer.clip_value': 0.0,
     'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [], 'train.progress_every_s': 30.0,
     'data.bounds': 'config', 'data.factor': 1, 'data.llffhold': 8, 'data.ndc': False, 'data.lindisp': False,
-    'model.density_noise': 0.0,
     'data.random_bkgd': False, 'train.optimizer.weight_decay_pattern': '', 'model.sampler': 'hierarchical',
-    'model.box': [-1.5, 1.5], 'model.hash_levels': 16, 'model.hash_features': 2, 'model.hash_table_log2': 19,
-    'model.hash_coarsest': 16, 'model.hash_finest': 2048, 'model.hash_custom_vjp': False, 'model.sh_degree': 4,
-    'model.geo_features': 15, 'model.grid_resolution': 128, 'model.grid_every': 16,
-    'model.grid_warmup_steps': 256, 'model.grid_decay': 0.95, 'model.grid_threshold': 0.01,
-    'model.march_steps': 1024, 'model.march_samples': [16, 16], 'model.march_eval_samples': [32, 64],
+    'model.box': [-1.5, 1.5], 'model.camera': 'fixed',
 }
+
+
+def resume_defaults():
+  """{key: value} a saved config lacking the key is read as holding: the plug-ins' defaults, then
+  ADDED_KEYS."""
+  return {**plugins.resume_defaults(), **ADDED_KEYS}
 
 
 def flatten(tree, prefix=''):
@@ -59,9 +64,9 @@ def flatten(tree, prefix=''):
 
 
 def config_differences(saved, current):
-  """Keys whose values differ between two config dicts: {key: (saved, current)}; a key of ADDED_KEYS
-  missing from the saved config counts as its value there."""
-  a, b = {**ADDED_KEYS, **flatten(saved)}, flatten(current)
+  """Keys whose values differ between two config dicts: {key: (saved, current)}; a key of
+  resume_defaults() missing from the saved config counts as its value there."""
+  a, b = {**resume_defaults(), **flatten(saved)}, flatten(current)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
@@ -105,7 +110,9 @@ class Checkpoints:
     # small (the paper model's parameters and Adam moments: 7 MB), so the step barely waits.
     options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=create,
                                            enable_async_checkpointing=False)
-    self.manager = ocp.CheckpointManager(self.directory, options=options)
+    # A handler named up front, so item_metadata can tell a checkpoint's layout before restoring it.
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -140,6 +147,10 @@ class Checkpoints:
     if step is None:
       raise CheckpointError(f'No checkpoint in {self.directory}: train first (same --config and '
                             f'--workdir, --mode train).')
+    saved = self.manager.item_metadata(step)
+    if 'model_state' not in saved:  # saved before the state left the params: read it as it was written
+      return _from_single_tree(state, self.manager.restore(
+          step, args=ocp.args.StandardRestore(_single_tree(state))))
     restored = self.manager.restore(step, args=ocp.args.StandardRestore(_savable(state)))
     return state.replace(**restored)
 
@@ -179,4 +190,38 @@ def _write_json(path, value):
 
 def _savable(state):
   """The parts of a TrainState that a checkpoint holds (apply_fn and tx are code, not data)."""
-  return {'step': state.step, 'params': state.params, 'opt_state': state.opt_state, 'key': state.key}
+  return {'step': state.step, 'params': state.params, 'model_state': state.model_state,
+          'opt_state': state.opt_state, 'key': state.key}
+
+
+# Checkpoints written before 2026-12 (runs of lego_fast_cpu and every occupancy config among them) hold
+# one tree of variables as 'params', the task's own state included, with the optimiser wrapped so that
+# state took zero updates and no moments. They are read into that layout and moved into today's.
+
+
+def _legacy_optimizer(tx, variables):
+  """The optimiser those checkpoints were written with: `tx` on 'params', every other collection zero."""
+  labels = {name: 'params' if name == 'params' else 'state' for name in variables}
+  return optax.multi_transform({'params': tx, 'state': optax.set_to_zero()}, labels)
+
+
+def _single_tree(state):
+  """The restore target of an old checkpoint for `state`'s run: variables in one tree."""
+  variables = {**state.params, **state.model_state}
+  opt_state = state.opt_state
+  if state.model_state:
+    opt_state = jax.eval_shape(_legacy_optimizer(state.tx, variables).init, variables)
+  return {'step': state.step, 'params': variables, 'opt_state': opt_state, 'key': state.key}
+
+
+def _from_single_tree(state, restored):
+  """`state` with an old checkpoint's contents (_single_tree's layout) moved into today's layout."""
+  variables, opt_state = restored['params'], restored['opt_state']
+  if state.model_state:
+    # The moments of the trained collection: multi_transform's 'params' part, whose masked-out
+    # entries hold no leaves, so its leaves are those of tx.init(params), in the same order.
+    leaves = jax.tree_util.tree_leaves(opt_state.inner_states['params'].inner_state)
+    opt_state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state.opt_state), leaves)
+  return state.replace(step=restored['step'], key=restored['key'], opt_state=opt_state,
+                       params={name: variables[name] for name in state.params},
+                       model_state={name: variables[name] for name in state.model_state})

@@ -1,12 +1,17 @@
-"""Loss terms added to NeRF's photometric loss by name: config.loss.terms picks them.
+"""Loss terms added to a scene method's photometric loss by name: config.loss.terms picks them.
 
-The photometric loss (MSE of the coarse and the fine colour) is always there; a term is a regulariser
-on the renders. A term's file has `build(loss_config) -> term`, with
+The photometric loss (the MSE of the renders the sampler names in PHOTOMETRIC) is always there; a term
+is a regulariser on the renders. A term's file has `build(loss_config) -> term`, with
   term(renders, batch, step) -> float32 []  (jittable; already weighted)
-where renders = {'coarse': RenderResult, 'fine': RenderResult} of the batch's rays, batch the task's
-batch ({'rays', 'rgb', 'keys'}), and step the training step (int32 []), so a weight can be annealed.
-Its weights and schedule are keys of config.loss. It is registered with one line:
-LOSS_TERMS.register('name', module.build). docs/extending.md works one example through.
+where renders = {name: RenderResult} of the batch's rays in the sampler's RENDERS order (NeRF's
+hierarchical sampler: 'coarse', 'fine'; the last is the shown one), batch the task's batch ({'image',
+'rows', 'cols', 'rgb', 'keys', ...}), and step the training step (int32 []), so a weight can be annealed.
+A RenderResult carries the samples' interval edges and the sampler's and field's extras by name, so
+interval losses (distortion) and field losses (eikonal) are terms too. The term registers its keys
+(weights, schedule) and what it needs of the renders with its one line:
+  LOSS_TERMS.register('name', module.build, keys=module.KEYS, needs=('edges',))
+and a sampler that renders no such thing is a ConfigError before the first step. docs/extending.md
+works one example through.
 """
 
 from nerf_jax.registry import Registry

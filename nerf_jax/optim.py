@@ -43,17 +43,18 @@ def group_labels(params, groups):
   return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_optimizer(train_config):
+def make_optimizer(train_config, extra_groups=()):
   """The optax GradientTransformation train.optimizer describes, on train.lr's decaying schedule.
 
   train.optimizer keys: name (OPTIMIZERS), b1, b2, eps (Adam's), clip_norm and clip_value (0: off),
   weight_decay (decoupled, AdamW-style; 0: off) on the parameters whose path matches the regex
   weight_decay_pattern (empty: all), groups: ((regex, lr scale), ...) giving the
   parameters whose path matches a regex their own learning rate (schedule x scale), e.g.
-  (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate.
+  (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate. extra_groups: more such pairs,
+  after those of the config (a task's own: Task.optimizer_groups).
   """
   c = train_config.optimizer  # its values' ranges are checked by config_checks.validate
-  groups = tuple(tuple(g) for g in c.groups)
+  groups = tuple(tuple(g) for g in c.groups) + tuple(tuple(g) for g in extra_groups)
   schedule = learning_rate_schedule(train_config)
   parts = []
   if c.clip_norm:
@@ -76,9 +77,3 @@ def make_optimizer(train_config):
     parts.append(optax.scale_by_learning_rate(schedule))
   return optax.chain(*parts)
 
-
-def parameters_only(tx, variables):
-  """`tx` on the 'params' collection of `variables`; every other collection (state a task updates
-  itself, e.g. an occupancy grid) gets zero updates and no optimiser state."""
-  labels = {name: 'params' if name == 'params' else 'state' for name in variables}
-  return optax.multi_transform({'params': tx, 'state': optax.set_to_zero()}, labels)

@@ -61,3 +61,12 @@ def hierarchical_samples(key, z_vals, weights, num_samples):
   # NeRF's choice: bins between coarse midpoints, dropping the first and last weight.
   fine = sample_pdf(key, mids, weights[..., 1:-1], num_samples)
   return jnp.sort(jnp.concatenate([z_vals, fine], axis=-1), axis=-1)
+
+
+def points_along(rays, z_vals):
+  """The samples' points, origin + z * direction.
+
+  rays: Rays [...] (origins, directions float32 [..., 3]); z_vals: float32 [..., S]
+  returns float32 [..., S, 3]
+  """
+  return rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]

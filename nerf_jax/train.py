@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
+import flax
 from flax.training import train_state
 
 from nerf_jax import batching, checkpoint, config_checks, evaluate, lpips, optim, parallel, summary, tasks
@@ -19,38 +20,47 @@ from nerf_jax.errors import CheckpointError, Interrupted, NonFiniteLossError
 
 
 class TrainState(train_state.TrainState):
-  """Flax's TrainState plus the run's base PRNG key.
+  """Flax's TrainState plus the run's base PRNG key and the task's own state.
 
-  A step's randomness is fold_in(key, step), so resuming needs only the step and this key.
+  params: {collection: tree}, what the optimiser trains ('params'; a camera model's 'camera');
+  model_state: {collection: tree}, what the task keeps itself (an occupancy grid, Task.after_step);
+  `variables` is both merged, what the task's functions take. A step's randomness is
+  fold_in(key, step), so resuming needs only the step and this key.
   """
   key: jax.Array
+  model_state: dict = flax.struct.field(default_factory=dict)
+
+  @property
+  def variables(self):
+    return {**self.params, **self.model_state}
 
 
 def create_train_state(config, task, mesh=None):
-  """A fresh TrainState for `task` with the optimiser of config.train (optim.make_optimizer),
-  replicated over `mesh` (default: every device)."""
+  """A fresh TrainState for `task` (Task.init_variables) with the optimiser of config.train
+  (optim.make_optimizer, plus the task's own parameter groups), replicated over `mesh` (default: every
+  device)."""
   mesh = parallel.make_mesh() if mesh is None else mesh
   init_key, run_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
-  params = task.model.init(init_key, task.init_inputs())
-  tx = optim.make_optimizer(config.train)
-  if set(params) != {'params'}:  # collections the task updates itself (after_step): not the optimiser's
-    tx = optim.parameters_only(tx, params)
-  state = TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key)
+  params, model_state = task.init_variables(init_key)
+  tx = optim.make_optimizer(config.train, task.optimizer_groups())
+  state = TrainState.create(apply_fn=task.model.apply, params=params, tx=tx, key=run_key,
+                            model_state=model_state)
   return parallel.put(jax.device_get(state), parallel.replicated(mesh))
 
 
 def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   """One optimisation step: (state, metrics) with metrics {'loss', **loss_fn's metrics}.
 
-  loss_fn(params, batch, step) -> (loss, metrics), a mean over the batch; pure, so the step can be
-  jitted or mapped; it sees the state's step (the step being taken, from 0). All of a step's
+  loss_fn(variables, batch, step) -> (loss, metrics), a mean over the batch; pure, so the step can be
+  jitted or mapped; it sees the state's step (the step being taken, from 0) and the state's params and
+  model_state merged, differentiated in the params only. All of a step's
   randomness is in the batch (per ray), so splitting it, over devices or microbatches, changes
   nothing but the float summation order. microbatches > 1 splits the batch
   (leading axis) into that many equal parts and averages their gradients: the same update, but each
   part's activations are small enough to stay in the CPU's caches. axis_name: inside shard_map, the
   mesh axis over which gradients and metrics are averaged (each device holding an equal share).
   """
-  grad_fn = jax.value_and_grad(lambda p, b: loss_fn(p, b, state.step), has_aux=True)
+  grad_fn = jax.value_and_grad(lambda p, b: loss_fn({**p, **state.model_state}, b, state.step), has_aux=True)
   params = state.params
   if axis_name is not None:
     # Mark the replicated parameters as per-device values: then each device's gradient is its own,
@@ -95,8 +105,8 @@ def make_train_iteration(task, plan, microbatches=1, mesh=None):
     batch = task.sample_batch(data, key, state.step, plan)
     new_state, metrics = step_fn(state, parallel.local_slice(batch, mesh.size))
     # After the update, with the same key on every device: the task's own state stays replicated.
-    variables = task.after_step(new_state.params, state.step, jax.random.fold_in(key, 1))
-    return new_state.replace(params=variables), metrics
+    variables = task.after_step(new_state.variables, state.step, jax.random.fold_in(key, 1))
+    return new_state.replace(model_state={name: variables[name] for name in new_state.model_state}), metrics
 
   spec = jax.sharding.PartitionSpec()
   return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec)),
@@ -246,13 +256,13 @@ def _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, 
         progress.note(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
       signum = stop.pending()
       if step % config.train.checkpoint_every == 0 or step == steps or signum:
-        _check_finite(jax.device_get(metrics), step, ckpts, state.params)  # never save NaN parameters
+        _check_finite(jax.device_get(metrics), step, ckpts, state.variables)  # never save NaN parameters
         ckpts.save(state)
       if signum:
         raise Interrupted(signum, step, ckpts.directory)
       if config.train.eval_every and step % config.train.eval_every == 0 and step != steps:
-        result, images = evaluator.run(state.params, config.eval.train_split, config.eval.train_views)
-        _log_evaluation(writer, task, state.params, result, images, step)
+        result, images = evaluator.run(state.variables, config.eval.train_split, config.eval.train_views)
+        _log_evaluation(writer, task, state.variables, result, images, step)
         last_time, last_step = time.perf_counter(), step  # steps/s counts training, not evaluation
   return state
 
@@ -277,10 +287,10 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
   step = int(state.step)
   out_dir = os.path.join(workdir, 'eval', f'{split}_step{step}')
   start = time.perf_counter()
-  result, images = evaluator.run(state.params, split, views, out_dir)
+  result, images = evaluator.run(state.variables, split, views, out_dir)
   seconds = time.perf_counter() - start
   if writer is not None:
-    _log_evaluation(writer, evaluator.task, state.params, result, images, step)
+    _log_evaluation(writer, evaluator.task, state.variables, result, images, step)
   lpips_text = f', LPIPS {result["lpips"]:.4f}' if 'lpips' in result else ''
   subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
             f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')

@@ -72,3 +72,22 @@ def test_intrinsics_move_the_principal_point_and_scale_each_axis():
   np.testing.assert_allclose(rays.directions[0], [0, 0, -1], atol=1e-7)
   np.testing.assert_allclose(rays.directions[1], [2 / 50.0, 0, -1], atol=1e-7)  # 2 pixels right
   np.testing.assert_allclose(rays.directions[2], [0, -2 / 80.0, -1], atol=1e-7)  # 2 pixels down
+
+
+def test_rays_carry_their_camera_through_ndc():
+  # The per-ray conditioning (the ray's training camera) survives every mapping of the rays.
+  rows, cols = camera.pixel_grid(2, 3)
+  pose = jnp.asarray(generated.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0)), jnp.float32)
+  intrinsics = camera.centred_intrinsics(3.0, 2, 3)
+  rays = camera.rays_from_pixels(pose, intrinsics, rows, cols, 5)
+  assert rays.camera.shape == (2, 3, 1) and np.all(np.asarray(rays.camera) == 5)
+  ndc = camera.ndc_rays(rays, intrinsics)
+  assert np.all(np.asarray(ndc.camera) == 5)
+  assert camera.rays_from_pixels(pose, intrinsics, rows, cols).camera is None
+
+
+def test_the_library_look_at_matches_the_independent_generators():
+  # video's orbits use camera.look_at_pose; the test scene keeps its own, so neither checks itself.
+  for position, up in (([2.5, -1.5, 2.0], (0.0, 0.0, 1.0)), ([0.0, 0.0, 4.0], (0.0, 1.0, 0.0))):
+    np.testing.assert_allclose(camera.look_at_pose(position, world_up=up),
+                               generated.look_at_pose(position, world_up=up), atol=1e-12)

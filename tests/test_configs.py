@@ -19,6 +19,21 @@ def test_config_has_every_default_key(name):
   assert config.train.batch_size % config.train.microbatches == 0
 
 
+def test_default_config_shows_every_plugin_key():
+  # Plug-ins declare their own keys; configs/default.py still lists them (a generated block), so one file
+  # shows every key. Regenerate with python -m nerf_jax.plugins --write.
+  from nerf_jax import plugins
+  with open(os.path.join(REPO, 'configs', 'default.py')) as f:
+    lines = f.read().split('\n')
+  start = lines.index(plugins.BEGIN)
+  assert lines[start:lines.index(plugins.END) + 1] == plugins.default_config_block(), (
+      'configs/default.py lists stale plug-in keys: run python -m nerf_jax.plugins --write')
+  config = importlib.import_module('configs.default').get_config()
+  for key, (value, _, _) in plugins.owned_keys().items():
+    section, leaf = key.split('.')
+    assert config[section][leaf] == value, key
+
+
 def test_run_names_are_distinct():
   names = [importlib.import_module(f'configs.{n}').get_config().name for n in NAMES]
   assert len(set(names)) == len(names)

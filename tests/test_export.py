@@ -11,6 +11,7 @@ import pytest
 
 from nerf_jax import camera_path, checks, errors, export, fields, tasks, video
 from nerf_jax.datasets import generated
+from nerf_jax.types import FieldOutput
 from tests.conftest import override, small_nerf_config
 
 # The built-in scene's spheres (all touching the central one: one connected surface) and a small floater.
@@ -24,11 +25,11 @@ class SpheresField(nn.Module):
   across the surface (so density 50 is exactly on it); each sphere's colour."""
 
   @nn.compact
-  def __call__(self, points, viewdirs):
+  def __call__(self, points, viewdirs, cond=None):
     distance = jnp.linalg.norm(points[..., None, :] - CENTRES, axis=-1) - RADII  # [..., S, spheres]
     sigma = 100.0 * jnp.clip(0.5 - distance / 0.1, 0.0, 1.0).max(axis=-1)
     rgb = jnp.asarray(COLOURS)[jnp.argmin(distance, axis=-1)]
-    return rgb, sigma
+    return FieldOutput(rgb=rgb, density=sigma)
 
 
 def _surface_distance(points):
@@ -38,12 +39,13 @@ def _surface_distance(points):
 
 @pytest.fixture()
 def analytic(spheres_root):
-  fields.FIELDS.register('test_spheres', lambda model_config, encoding, dir_encoding: SpheresField())
+  fields.FIELDS.register('test_spheres', lambda model_config, encoding, dir_encoding, scene: SpheresField())
   try:
     config = small_nerf_config(spheres_root, **{'model.field': 'test_spheres', 'model.num_coarse': 64,
                                                 'model.num_fine': 64, 'data.near': 2.0, 'data.far': 6.0})
     task = tasks.make_task(config)
-    yield config, task, task.model.init(jax.random.PRNGKey(0), task.init_inputs())
+    params, state = task.init_variables(jax.random.PRNGKey(0))
+    yield config, task, {**params, **state}
   finally:
     fields.FIELDS.unregister('test_spheres')
 

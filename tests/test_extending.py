@@ -9,18 +9,20 @@ import types
 
 import imageio.v3 as iio
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import nerf_jax
 from configs import default
-from nerf_jax import datasets, fields, losses, optim, tasks, train
+from nerf_jax import config_checks, datasets, fields, losses, plugins, samplers, tasks, train
 from nerf_jax.datasets import blender
+from nerf_jax.errors import ConfigError
+from nerf_jax.types import NO_CAMERA, FieldOutput, RenderResult
 from tests.conftest import REPO, override, small_fit_config, small_nerf_config
 
 GUIDE = os.path.join(REPO, 'docs', 'extending.md')
-REGISTRIES = (tasks.TASKS, datasets.FORMATS, fields.ENCODINGS, fields.FIELDS, losses.LOSS_TERMS,
-              optim.OPTIMIZERS)
+EXAMPLES = 8
 
 
 def guide_sections():
@@ -40,13 +42,10 @@ def _is_new(path):
   return not os.path.exists(os.path.join(REPO, path))
 
 
-def _load(path, code, config):
-  """Runs one block the way the guide means it: a new module, a registry line in an existing module of
-  nerf_jax (run in that module's namespace), or config keys (run against `config`). Returns the name
-  of the module it made, or None."""
-  if path == 'configs/default.py':
-    exec(code, {'config': config})
-  elif _is_new(path):
+def _load(path, code):
+  """Runs one block the way the guide means it: a new module, or a registry line in an existing module
+  of nerf_jax (run in that module's namespace). Returns the name of the module it made, or None."""
+  if _is_new(path):
     name = path[:-len('.py')].replace('/', '.')
     module = types.ModuleType(name)
     module.__file__ = os.path.join(REPO, path)
@@ -55,28 +54,19 @@ def _load(path, code, config):
     parent, _, leaf = name.rpartition('.')
     setattr(sys.modules[parent], leaf, module)
     return name
-  else:
-    module = sys.modules[path[:-len('.py')].replace('/', '.').removesuffix('.__init__')]
-    exec(code, dict(vars(module)))
+  module = sys.modules[path[:-len('.py')].replace('/', '.').removesuffix('.__init__')]
+  exec(code, dict(vars(module)))
+  return None
 
 
 @pytest.fixture(scope='module')
 def extended():
-  """The guide's four examples registered; a config builder that has their keys. Undone afterwards."""
-  before = [dict(r._entries) for r in REGISTRIES]
-  keys = default.get_config()
-  made = [_load(path, code, keys) for blocks in guide_sections().values() for path, code in blocks]
-
-  def with_keys(config, **values):
-    config = config.copy_and_resolve_references()
-    for section in ('model', 'loss'):
-      for key, value in keys[section].items():
-        if key not in config[section]:
-          config[section][key] = value
-    return override(config, **values)
-
-  yield with_keys
-  for registry, entries in zip(REGISTRIES, before):
+  """The guide's examples registered, with their config keys (configs made from now on have them:
+  configs/default.py gathers every registered plug-in's). Undone afterwards."""
+  before = [dict(r._entries) for r in plugins.REGISTRIES]
+  made = [_load(path, code) for blocks in guide_sections().values() for path, code in blocks]
+  yield override
+  for registry, entries in zip(plugins.REGISTRIES, before):
     registry._entries = entries
   for name in filter(None, made):
     parent, _, leaf = name.rpartition('.')
@@ -86,15 +76,15 @@ def extended():
 
 def test_each_example_is_one_new_file_and_one_registry_line():
   sections = guide_sections()
-  assert len(sections) == 4, list(sections)
+  assert len(sections) == EXAMPLES, list(sections)
   for title, blocks in sections.items():
     in_package = [(p, c) for p, c in blocks if p.startswith('nerf_jax/')]
     new = [p for p, _ in in_package if _is_new(p)]
     registry_lines = [line for p, c in in_package if not _is_new(p) for line in c.splitlines()
                       if '.register(' in line]
     assert len(new) == 1 and len(registry_lines) == 1, (title, new, registry_lines)
-    # Nothing else in the package: the other blocks are config keys.
-    assert all(p.startswith('nerf_jax/') or p == 'configs/default.py' for p, _ in blocks), title
+    # Nothing else: a plug-in's config keys live in its file.
+    assert all(p.startswith('nerf_jax/') for p, _ in blocks), title
 
 
 def _train_two_steps(config, tmp_path):
@@ -112,9 +102,8 @@ def test_loss_term_example(extended, spheres_root, tmp_path):
   task = tasks.make_task(config)
   assert list(task.loss_terms) == ['opacity']
   # The term's weight ramps from 0: nothing at step 0, the full weighted entropy from step 10.
-  from nerf_jax.types import RenderResult
   acc = np.array([0.5, 0.9], np.float32)
-  renders = {'fine': RenderResult(*([None] * 2), acc, *([None] * 3))}
+  renders = {'fine': RenderResult(rgb=None, depth=None, acc=acc, disp=None, weights=None, z_vals=None)}
   entropy = -np.mean(acc * np.log(acc) + (1 - acc) * np.log(1 - acc))
   term = task.loss_terms['opacity']
   assert float(term(renders, None, 0)) == 0.0
@@ -179,12 +168,100 @@ def test_task_example(extended, spheres_root, tmp_path):
     tasks.make_task(config).camera_path(config.render)
 
 
+def test_sampler_example(extended, spheres_root, tmp_path):
+  config = extended(small_nerf_config(spheres_root), **{'model.sampler': 'uniform',
+                                                        'model.uniform_samples': 32})
+  task = tasks.make_task(config)
+  assert type(task.model).__name__ == 'UniformSampler' and task.shown == 'fine'
+  variables = {**train.create_train_state(config, task).variables}
+  view = next(task.eval_views('val', (0, 1, 1)))
+  rays = jax.tree_util.tree_map(lambda x: x[:64], view.inputs)
+  renders = jax.jit(task.model.apply)(variables, rays, None)
+  assert list(renders) == ['fine']
+  fine = renders['fine']
+  # Two-step rendering: the interval edges end at far, and the weights composite to what
+  # volume_render gives from the same densities.
+  assert fine.edges.shape == (64, 33) and np.allclose(fine.edges[:, -1], config.data.far)
+  np.testing.assert_allclose(fine.edges[:, :-1], fine.z_vals)
+  assert np.all(np.asarray(fine.acc) <= 1.0 + 1e-6)
+  state = _train_two_steps(config, tmp_path)
+  with open(tmp_path / 'eval' / 'val_step2' / 'metrics.json') as f:
+    assert json.load(f)['psnr'] > 0
+  assert 'model.uniform_samples' in plugins.resume_defaults()  # an older run resumes as if it had it
+  del state
+
+
+def test_appearance_field_example(extended, spheres_root, tmp_path):
+  config = extended(small_nerf_config(spheres_root), **{'model.field': 'mlp_appearance',
+                                                        'model.appearance_features': 4})
+  task = tasks.make_task(config)
+  params = train.create_train_state(config, task).params
+  codes = params['params']['fine']['conditioning']['codes']
+  assert codes.shape == (len(task.scene.poses), 4)
+  # Each training view renders with its own code; a view of no training camera with the codes' mean.
+  codes = jax.random.normal(jax.random.PRNGKey(5), codes.shape)
+  variables = jax.tree_util.tree_map(lambda x: x, params)
+  for net in ('coarse', 'fine'):
+    variables['params'][net]['conditioning']['codes'] = codes
+  view = next(task.eval_views('train', (1, 2, 1)))
+  rays = jax.tree_util.tree_map(lambda x: x[:64], view.inputs)
+  assert np.all(np.asarray(rays.camera) == 1)
+  predict = jax.jit(task.predict)
+  own = predict(variables, rays)['rgb']
+  unseen = predict(variables, rays.replace(camera=np.full_like(rays.camera, NO_CAMERA)))['rgb']
+  mean = jax.tree_util.tree_map(lambda x: x, variables)
+  for net in ('coarse', 'fine'):
+    mean['params'][net]['conditioning']['codes'] = jnp.broadcast_to(codes.mean(0), codes.shape)
+  np.testing.assert_allclose(unseen, predict(mean, rays)['rgb'], atol=1e-6)
+  assert float(np.abs(own - unseen).max()) > 1e-4
+  state = _train_two_steps(config, tmp_path)
+  trained = state.params['params']['fine']['conditioning']['codes']
+  assert float(np.abs(np.asarray(trained) - np.asarray(params['params']['fine']['conditioning']['codes'])).max()) > 0
+
+
+def test_pose_refinement_example(extended, spheres_root, tmp_path):
+  from nerf_jax import pose_deltas
+  # Rodrigues against a known rotation: a quarter turn about +z takes +x to +y.
+  quarter = np.asarray(pose_deltas.axis_angle_rotation(jnp.array([0.0, 0.0, np.pi / 2])))
+  np.testing.assert_allclose(quarter @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)
+  np.testing.assert_allclose(pose_deltas.axis_angle_rotation(jnp.zeros(3)), np.eye(3), atol=1e-6)
+  config = extended(small_nerf_config(spheres_root), **{'model.camera': 'pose_deltas'})
+  task = tasks.make_task(config)
+  fresh = train.create_train_state(config, task)
+  assert fresh.params['camera']['rotation'].shape == (len(task.scene.poses), 3)
+  assert task.optimizer_groups() == (('^camera/', 0.1),)
+  # Zero deltas make the given poses: the same rays as without a camera model.
+  plan_batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 30,
+                                 __import__('nerf_jax').batching.BatchPlan.from_config(config.train))
+  given = task.rays(plan_batch['poses'], plan_batch['intrinsics'], plan_batch['rows'], plan_batch['cols'])
+  refined = task.batch_rays(fresh.variables, plan_batch)
+  np.testing.assert_allclose(refined.directions, given.directions, atol=1e-6)
+  np.testing.assert_allclose(refined.origins, given.origins, atol=1e-6)
+  # The loss reaches the deltas ...
+  grads = jax.grad(lambda p: task.loss(p, plan_batch, 30)[0])(fresh.variables)
+  assert float(jnp.abs(grads['camera']['rotation']).max()) > 0
+  state = _train_two_steps(config, tmp_path)
+  moved = np.asarray(state.params['camera']['translation'])
+  assert np.abs(moved).max() > 0
+  # ... and evaluation uses the given poses: rendering does not depend on them.
+  view = next(task.eval_views('val', (0, 1, 1)))
+  rays = jax.tree_util.tree_map(lambda x: x[:64], view.inputs)
+  zeroed = {**state.variables, 'camera': jax.tree_util.tree_map(jnp.zeros_like, state.variables['camera'])}
+  np.testing.assert_array_equal(task.predict(state.variables, rays)['rgb'], task.predict(zeroed, rays)['rgb'])
+
+
+def test_optimiser_example(extended, spheres_root, tmp_path):
+  _train_two_steps(extended(small_fit_config(spheres_root), **{'train.optimizer.name': 'nadam'}), tmp_path)
+
+
 def test_unknown_names_list_the_choices():
   for key, value, message in (('task', 'nerff', r"Unknown task 'nerff': task must be one of"),
                               ('data.format', 'nerfstudio', r"data.format must be one of \['blender'"),
                               ('model.encoding', 'hash', r'model.encoding must be one of'),
                               ('model.dir_encoding', 'spherical', r'model.dir_encoding must be one of'),
-                              ('model.field', 'nerfacto', r"model.field must be one of \['mlp', 'ngp'\]"),
+                              ('model.field', 'nerfacto', r"model.field\b.*must be one of \[.*'mlp'.*'ngp'"),
+                              ('model.sampler', 'proposal', r"model.sampler\b.*must be one of \['hierarchical', 'occupancy'"),
+                              ('model.camera', 'barf', r"model.camera\b.*must be one of \['fixed'"),
                               ('loss.terms', ('distortion',), r'loss.terms must be one of')):
     config = override(default.get_config(), **{'task': 'nerf', key: value})
     with pytest.raises(nerf_jax.errors.ConfigError, match=message):
@@ -194,5 +271,59 @@ def test_unknown_names_list_the_choices():
         tasks.make_task(config)
       elif key == 'loss.terms':
         losses.LOSS_TERMS.get(value[0])
+      elif key in ('model.sampler', 'model.camera'):
+        config_checks.validate(config)
       else:
         fields.build_field(config.model)
+
+
+def test_a_field_without_what_the_sampler_needs_is_a_config_error(spheres_root):
+  import flax.linen as nn
+
+  class OldStyle(nn.Module):  # the first generation's contract: a (rgb, sigma) tuple
+    @nn.compact
+    def __call__(self, points, viewdirs, cond=None):
+      return jnp.zeros((*points.shape[:-1], 3)), jnp.ones(points.shape[:-1])
+
+  class NoDensity(nn.Module):
+    @nn.compact
+    def __call__(self, points, viewdirs, cond=None):
+      return FieldOutput(rgb=jnp.zeros((*points.shape[:-1], 3)), extras={'sdf': jnp.ones(points.shape[:-1])})
+
+  for name, field, message in (('old_style', OldStyle, r"model.field='old_style' \(OldStyle\) returns tuple, "
+                                                       r"not a types.FieldOutput: model.sampler='hierarchical' "
+                                                       r"needs \['rgb', 'density'\]"),
+                               ('no_density', NoDensity, r"model.sampler='hierarchical' needs \['density'\] from "
+                                                         r"its field, but model.field='no_density' gives "
+                                                         r"\['rgb', 'sdf'\]")):
+    fields.FIELDS.register(name, lambda model_config, encoding, dir_encoding, scene, f=field: f())
+    try:
+      with pytest.raises(ConfigError, match=message):
+        tasks.make_task(small_nerf_config(spheres_root, **{'model.field': name}))
+    finally:
+      fields.FIELDS.unregister(name)
+
+
+def test_a_loss_term_needing_what_the_sampler_does_not_render_is_a_config_error(spheres_root):
+  losses.LOSS_TERMS.register('eikonal_test', lambda loss_config: (lambda renders, batch, step: 0.0),
+                             needs=('sdf_gradient',))
+  try:
+    config = small_nerf_config(spheres_root, **{'loss.terms': ('eikonal_test',)})
+    with pytest.raises(ConfigError, match=r"loss.terms has 'eikonal_test', which needs \['sdf_gradient'\] "
+                                          r"from the renders, but model.sampler='hierarchical' renders "
+                                          r"\['edges'\]"):
+      tasks.make_task(config)
+  finally:
+    losses.LOSS_TERMS.unregister('eikonal_test')
+
+
+def test_every_plug_in_key_is_in_the_default_config_with_a_comment():
+  config = default.get_config()
+  for key, (value, comment, owner) in plugins.owned_keys().items():
+    section, _, rest = key.partition('.')
+    node = config[section]
+    for part in rest.split('.'):
+      node = node[part]
+    assert node == value or list(node) == list(value), key
+    assert len(comment) > 10, (key, owner)
+  assert plugins.describe() and all(' # ' in line for line in plugins.describe())

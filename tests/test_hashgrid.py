@@ -128,11 +128,12 @@ def test_ngp_field_starts_alive_and_is_empty_outside_its_box():
   points = jax.random.uniform(jax.random.PRNGKey(0), (8, 5, 3), minval=-1.2, maxval=1.2)
   viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (8, 1))
   variables = jax.jit(field.init)(jax.random.PRNGKey(1), points, viewdirs)
-  rgb, sigma = jax.jit(field.apply)(variables, points, viewdirs)
+  out = jax.jit(field.apply)(variables, points, viewdirs)
+  rgb, sigma = out.rgb, out.density
   assert rgb.shape == (8, 5, 3) and sigma.shape == (8, 5)
   inside = np.all(np.abs(np.asarray(points)) <= 1.0, -1)
   assert np.all(np.asarray(sigma)[~inside] == 0.0)
   # At initialisation the density is ~exp(0) = 1 inside: every ray gets a gradient (no dead start).
   assert np.all(np.asarray(sigma)[inside] > 0.3)
-  grads = jax.jit(jax.grad(lambda v: jnp.sum(field.apply(v, points, viewdirs)[1])))(variables)
+  grads = jax.jit(jax.grad(lambda v: jnp.sum(field.apply(v, points, viewdirs).density)))(variables)
   assert float(jnp.sum(jnp.abs(grads['params']['encoding']['table']))) > 0

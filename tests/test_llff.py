@@ -327,17 +327,19 @@ def test_dataset_mode_draws_a_forward_rig_and_shows_each_views_bounds(llff_root,
 def test_density_noise_only_while_training():
   """model.density_noise perturbs the densities when rays come with keys (training) and never when
   they do not (evaluation): the same parameters then render exactly what a noise-free model renders."""
-  from nerf_jax.tasks import nerf
+  from nerf_jax import fields
+  from nerf_jax.samplers.hierarchical import HierarchicalSampler
   config = small_nerf_config('unused', **{'model.num_coarse': 8, 'model.num_fine': 8})
-  plain = nerf.build_model(config.data, config.model, 2.0, 6.0)
-  noisy = nerf.build_model(config.data, override(config, **{'model.density_noise': 1.0}).model, 2.0, 6.0)
+  build = lambda model_config: HierarchicalSampler.build(config.data, model_config, 2.0, 6.0,
+                                                         lambda: fields.build_field(model_config))
+  plain, noisy = build(config.model), build(override(config, **{'model.density_noise': 1.0}).model)
   rays = camera.image_rays(generated.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
   params = plain.init(jax.random.PRNGKey(0), rays)
   keys = jax.random.split(jax.random.PRNGKey(1), 16).reshape(4, 4, 2)
-  for a, b in zip(plain.apply(params, rays), noisy.apply(params, rays)):
+  for a, b in zip(plain.apply(params, rays).values(), noisy.apply(params, rays).values()):
     np.testing.assert_array_equal(a.rgb, b.rgb)
-  coarse_noisy, _ = noisy.apply(params, rays, keys)
-  coarse_plain, _ = plain.apply(params, rays, keys)
+  coarse_noisy = noisy.apply(params, rays, keys)['coarse']
+  coarse_plain = plain.apply(params, rays, keys)['coarse']
   np.testing.assert_array_equal(coarse_plain.z_vals, coarse_noisy.z_vals)  # the same samples ...
   assert np.abs(np.asarray(coarse_plain.acc) - np.asarray(coarse_noisy.acc)).max() > 1e-3  # ... other densities
 
@@ -347,13 +349,14 @@ def test_density_noise_needs_a_field_that_takes_it(spheres_root):
   when the task is built, not a TypeError inside the jitted step."""
   import flax.linen as nn
   from nerf_jax import fields, tasks
+  from nerf_jax.types import FieldOutput
 
   class Plain(nn.Module):
     @nn.compact
-    def __call__(self, points, viewdirs):
-      return jnp.zeros((*points.shape[:-1], 3)), jnp.ones(points.shape[:-1])
+    def __call__(self, points, viewdirs, cond=None):
+      return FieldOutput(rgb=jnp.zeros((*points.shape[:-1], 3)), density=jnp.ones(points.shape[:-1]))
 
-  fields.FIELDS.register('plain_test', lambda model_config, encoding, dir_encoding: Plain())
+  fields.FIELDS.register('plain_test', lambda model_config, encoding, dir_encoding, scene: Plain())
   try:
     config = small_nerf_config(spheres_root, **{'model.field': 'plain_test', 'model.density_noise': 1.0})
     with pytest.raises(ConfigError, match=r"density_noise=1.0 but the field 'plain_test' \(Plain\)"):

@@ -5,12 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import camera, models
+from nerf_jax import camera
 from nerf_jax.datasets import generated
 from nerf_jax.errors import ConfigError
 from nerf_jax.fields import layers
 from nerf_jax.fields.frequency import FrequencyEncoding
 from nerf_jax.fields.mlp import NerfMLP
+from nerf_jax.samplers.hierarchical import HierarchicalSampler
 
 SMALL = dict(width=32, depth=4, skip=2, width_view=16)
 
@@ -21,7 +22,7 @@ def _mlp(dtype=jnp.float32, **kw):
 
 
 def _nerf(dtype=jnp.float32):
-  return models.NeRF(coarse=_mlp(dtype), fine=_mlp(dtype), num_coarse=16, num_fine=16)
+  return HierarchicalSampler(coarse=_mlp(dtype), fine=_mlp(dtype), num_coarse=16, num_fine=16)
 
 
 def _rays(n=64):
@@ -36,12 +37,12 @@ def test_fresh_model_is_not_dead():
   model = _nerf()
   rays = _rays()
   params = model.init(jax.random.PRNGKey(0), rays)
-  coarse, fine = model.apply(params, rays)
+  coarse, fine = model.apply(params, rays).values()
   assert float(jnp.min(coarse.acc)) > 0.05 and float(jnp.min(fine.acc)) > 0.05
 
   def loss(p, which):
-    coarse, fine = model.apply(p, rays, jax.random.split(jax.random.PRNGKey(1), 64))
-    return jnp.mean(({'coarse': coarse, 'fine': fine}[which].rgb - 0.5) ** 2)
+    renders = model.apply(p, rays, jax.random.split(jax.random.PRNGKey(1), 64))
+    return jnp.mean((renders[which].rgb - 0.5) ** 2)
 
   for which in ('coarse', 'fine'):
     grads = jax.grad(loss)(params, which)['params'][which]
@@ -60,7 +61,8 @@ def test_paper_architecture_shapes():
   assert params['trunk_0']['kernel'].shape == (63, 256)
   assert params['trunk_5']['kernel'].shape == (256 + 63, 256)  # the skip feeds the sixth layer
   assert params['view_dirs']['kernel'].shape == (27, 128)
-  rgb, sigma = mlp.apply({'params': params}, points, jnp.zeros((2, 3)))
+  out = mlp.apply({'params': params}, points, jnp.zeros((2, 3)))
+  rgb, sigma = out.rgb, out.density
   assert rgb.shape == (2, 5, 3) and sigma.shape == (2, 5) and np.all(np.asarray(sigma) > 0)
 
 
@@ -70,7 +72,7 @@ def test_split_view_layer_equals_the_concatenated_layer():
   dirs = jax.random.normal(jax.random.PRNGKey(1), (3, 3))
   dirs = dirs / jnp.linalg.norm(dirs, axis=-1, keepdims=True)
   p = mlp.init(jax.random.PRNGKey(2), points, dirs)['params']
-  rgb, _ = mlp.apply({'params': p}, points, dirs)
+  rgb = mlp.apply({'params': p}, points, dirs).rgb
   # Recompute the colour branch as Dense(concat(features, encoded direction)).
   from nerf_jax.encoding import frequency_encoding
   _, inter = mlp.apply({'params': p}, points, dirs, capture_intermediates=True,
@@ -90,10 +92,10 @@ def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
     model = _nerf(dtype)
     params = model.init(jax.random.PRNGKey(0), rays)  # same key: the same float32 parameters
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
-    coarse, fine = model.apply(params, rays)
+    fine = model.apply(params, rays)['fine']
     assert fine.rgb.dtype == jnp.float32 and fine.depth.dtype == jnp.float32
     keys = jax.random.split(jax.random.PRNGKey(1), 64)
-    loss = lambda p: jnp.mean((model.apply(p, rays, keys)[1].rgb - 0.5) ** 2)
+    loss = lambda p: jnp.mean((model.apply(p, rays, keys)['fine'].rgb - 0.5) ** 2)
     grads = jax.grad(loss)(params)
     assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
                for g in jax.tree_util.tree_leaves(grads))
@@ -139,7 +141,7 @@ def test_every_big_product_contracts_its_left_operands_last_axis(dtype):
   points = jax.random.normal(jax.random.PRNGKey(0), (32, 96, 3))
   dirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (32, 1))
   params = mlp.init(jax.random.PRNGKey(1), points, dirs)
-  loss = lambda p: sum(jnp.sum(jnp.sin(out)) for out in mlp.apply(p, points, dirs))
+  loss = lambda p: sum(jnp.sum(jnp.sin(out)) for out in jax.tree_util.tree_leaves(mlp.apply(p, points, dirs)))
   hlo = jax.jit(jax.grad(loss)).lower(params).compile().as_text()
   dots = re.findall(r'= \w+\[(\d+),(\d+)\]\S* dot\(.*lhs_contracting_dims=\{(\d)\}', hlo)
   assert len(dots) >= 20, 'no products found: has the HLO text changed?'
@@ -153,13 +155,13 @@ def test_a_rays_samples_depend_only_on_its_own_key():
   rays = _rays()
   params = model.init(jax.random.PRNGKey(0), rays)
   keys = jax.random.split(jax.random.PRNGKey(3), 64)
-  _, whole = model.apply(params, rays, keys)
+  whole = model.apply(params, rays, keys)['fine']
   half = lambda tree, s: jax.tree_util.tree_map(lambda x: x[s], tree)
-  parts = [model.apply(params, half(rays, s), keys[s])[1] for s in (slice(0, 32), slice(32, 64))]
+  parts = [model.apply(params, half(rays, s), keys[s])['fine'] for s in (slice(0, 32), slice(32, 64))]
   np.testing.assert_allclose(np.concatenate([p.rgb for p in parts]), whole.rgb, atol=1e-6)
   np.testing.assert_allclose(np.concatenate([p.depth for p in parts]), whole.depth, atol=1e-5)
   # ... and the jitter is real: other keys, other depths.
-  _, other = model.apply(params, rays, jax.random.split(jax.random.PRNGKey(4), 64))
+  other = model.apply(params, rays, jax.random.split(jax.random.PRNGKey(4), 64))['fine']
   assert float(jnp.abs(other.depth - whole.depth).max()) > 1e-3
 
 

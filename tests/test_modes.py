@@ -30,7 +30,7 @@ def test_render_writes_orbit_and_depth_videos_of_the_requested_length(trained):
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
   assert 'step 60' in source
-  paths = video.render_path(task, state.params, config.render, os.path.join(workdir, 'render'),
+  paths = video.render_path(task, state.variables, config.render, os.path.join(workdir, 'render'),
                              config.eval)
   assert sorted(os.path.basename(p) for p in paths) == ['orbit.gif', 'orbit.json', 'orbit.mp4',
                                                         'orbit_depth.gif', 'orbit_depth.mp4']
@@ -155,7 +155,7 @@ def test_mesh_and_pointcloud_modes_write_files_that_open(trained, capsys):
   import main  # tests/test_docs.py imports it the same way (the repository is on sys.path)
   config, state, workdir = trained
   task = tasks.make_task(config)
-  report, _ = checks.check_network(task, state.params, config)
+  report, _ = checks.check_network(task, state.variables, config)
   threshold = report['suggested_mesh_threshold']
   config = override(config, **{'mesh.resolution': 32, 'mesh.threshold': threshold,
                                'pointcloud.min_opacity': 0.5, 'pointcloud.views': (0, -1, 2)})

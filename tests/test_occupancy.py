@@ -1,4 +1,4 @@
-"""The occupancy grid and the ray marching through it (nerf_jax.occupancy, models.OccupancyNeRF)."""
+"""The occupancy grid and the ray marching through it (nerf_jax.occupancy, samplers.occupancy)."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from nerf_jax import camera, occupancy, tasks, train
-from nerf_jax.models import OccupancyNeRF
+from nerf_jax.samplers.occupancy import OccupancySampler
+from nerf_jax.types import FieldOutput
 from tests.conftest import override, small_nerf_config
 
 RADIUS, DENSITY = 0.5, 20.0
@@ -18,17 +19,17 @@ class SphereField(nn.Module):
   colour from the position. Counts nothing, trains nothing."""
 
   @nn.compact
-  def __call__(self, points, viewdirs, raw_noise=None):
-    del viewdirs, raw_noise
+  def __call__(self, points, viewdirs, cond=None, raw_noise=None):
+    del viewdirs, cond, raw_noise
     inside = jnp.linalg.norm(points, axis=-1) < RADIUS
-    return jnp.clip(0.5 + points, 0.0, 1.0), jnp.where(inside, DENSITY, 0.0)
+    return FieldOutput(rgb=jnp.clip(0.5 + points, 0.0, 1.0), density=jnp.where(inside, DENSITY, 0.0))
 
 
 def sphere_model(**kw):
   settings = dict(fine=SphereField(), near=2.0, far=6.0, box=(-1.0, 1.0), resolution=16, step_size=0.01,
                   max_steps=400, stages=(64, 400), eval_stages=(64, 400))
   settings.update(kw)
-  return OccupancyNeRF(**settings)
+  return OccupancySampler(**settings)
 
 
 def camera_rays(size=12):
@@ -46,8 +47,9 @@ def sphere_bits(res=16, lo=-1.0, hi=1.0):
 
 
 def render(model, variables, rays, keys=None):
-  """model.apply jitted: one compilation instead of an eager dispatch of every operation."""
-  return jax.jit(model.apply)(variables, rays, keys)
+  """model.apply jitted (one compilation instead of an eager dispatch of every operation): its one
+  render, 'fine'."""
+  return jax.jit(model.apply)(variables, rays, keys)['fine']
 
 
 def with_bits(variables, bits):
@@ -62,7 +64,7 @@ def test_a_new_grid_samples_everywhere_in_the_box():
   assert float(variables['occupancy']['density'].max()) < 0  # never looked at
   np.testing.assert_array_equal(occupancy.occupied_bits(variables['occupancy']['density'], 0.01, 0.01), 1.0)
   # With every cell sampled the render is the exact one: opacity 1 - exp(-DENSITY * chord) on each ray.
-  (result,) = render(model, variables, rays)
+  result = render(model, variables, rays)
   o, d = np.asarray(rays.origins, np.float64), np.asarray(rays.directions, np.float64)
   d_unit = d / np.linalg.norm(d, axis=-1, keepdims=True)
   b = np.sum(o * d_unit, -1)
@@ -80,7 +82,7 @@ def test_samples_land_only_in_occupied_cells():
   # Occupy a slab of cells only (x > 0): weights may be non-zero only at samples inside it.
   centres = occupancy.cell_centres(jnp.arange(16 ** 3), 16, -1.0, 1.0)
   bits = (centres[:, 0] > 0).astype(jnp.float32)
-  (result,) = render(model, with_bits(variables, bits), rays, jax.random.split(jax.random.PRNGKey(1), 144))
+  result = render(model, with_bits(variables, bits), rays, jax.random.split(jax.random.PRNGKey(1), 144))
   points = rays.origins[:, None] + result.z_vals[..., None] * rays.directions[:, None]
   cells, inside = occupancy.cell_index(points, -1.0, 1.0, 16)
   weighted = np.asarray(result.weights) > 0
@@ -93,8 +95,8 @@ def test_the_grid_changes_nothing_where_skipped_cells_are_truly_empty():
   model = sphere_model()
   rays = camera_rays()
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
-  (everywhere,) = render(model, variables, rays)  # the new grid: every cell sampled
-  (skipping,) = render(model, with_bits(variables, sphere_bits()), rays)
+  everywhere = render(model, variables, rays)  # the new grid: every cell sampled
+  skipping = render(model, with_bits(variables, sphere_bits()), rays)
   assert float(jnp.mean(sphere_bits())) < 0.15  # most of the box is skipped
   # Early termination (transmittance < 1e-4) may drop the very last, invisible, samples.
   np.testing.assert_allclose(skipping.rgb, everywhere.rgb, atol=2e-4)
@@ -104,7 +106,7 @@ def test_the_grid_changes_nothing_where_skipped_cells_are_truly_empty():
 
 def test_update_fills_the_grid_from_the_field_then_follows_it():
   field = SphereField()
-  density_fn = lambda p: field.apply({}, p[:, None, :], None)[1][:, 0]
+  density_fn = lambda p: field.apply({}, p[:, None, :], None).density[:, 0]
   res = 16
   density = -jnp.ones(res ** 3)
   bits = jnp.ones(res ** 3)
@@ -182,7 +184,8 @@ def test_fast_field_trains_updates_its_grid_and_leaves_the_grid_to_the_task(fast
   task = tasks.make_task(fast_config)
   initial = train.create_train_state(fast_config, task)
   state = train.train_and_evaluate(fast_config, str(tmp_path))
-  grid = state.params['occupancy']
+  grid = state.model_state['occupancy']
+  assert set(state.params) == {'params'}  # the grid is state, not a parameter
   assert float(jnp.min(grid['density'])) >= 0  # warm-up looked at every cell
   # The grid follows the field: cells in the central sphere (radius 0.6) hold more density than the
   # box's empty corners, and the central ones are occupied.
@@ -201,10 +204,10 @@ def test_fast_field_trains_updates_its_grid_and_leaves_the_grid_to_the_task(fast
   # Fitted: the untrained field scores about 12 dB on this view (a grey fog), the trained one far more.
   from nerf_jax import evaluate
   evaluator = evaluate.Evaluator(task, fast_config.eval.chunk)
-  after, _ = evaluator.run(state.params, 'val', (0, 1, 1))
+  after, _ = evaluator.run(state.variables, 'val', (0, 1, 1))
   assert after['psnr'] > 16, after['psnr']
   # --mode network reports the grid: the share of cells occupied, and that every cell was seen.
-  report, _ = task.inspect(state.params, evaluator.predict)
+  report, _ = task.inspect(state.variables, evaluator.predict)
   assert report['grid_occupancy'] == pytest.approx(float(jnp.mean(grid['bits'])), abs=1e-4)
   assert report['grid_cells_seen'] == 1.0
 
@@ -229,34 +232,28 @@ def test_random_background_replaces_white_by_each_rays_colour(fast_config):
 
 
 def test_occupancy_sampler_refuses_density_noise(fast_config):
+  from nerf_jax import config_checks
   from nerf_jax.errors import ConfigError
-  from nerf_jax.tasks.nerf import build_model
-  with pytest.raises(ConfigError, match='model.density_noise=0 and data.ndc=False'):
-    build_model(fast_config.data, override(fast_config, **{'model.density_noise': 1.0}).model, 2.0, 6.0)
+  with pytest.raises(ConfigError, match=r"model.sampler='occupancy' marches a box in world space: it needs "
+                                        r"model.density_noise=0 \(got 1.0\)"):
+    config_checks.validate(override(fast_config, **{'model.density_noise': 1.0}))
 
 
-def test_the_optimiser_decays_only_the_matching_weights_and_never_the_grid():
+def test_the_optimiser_decays_only_the_matching_weights():
   import optax
   from nerf_jax import optim
   config = override(small_nerf_config('.'), **{'train.optimizer.weight_decay': 0.1,
                                                'train.optimizer.weight_decay_pattern': 'density_.*kernel',
                                                'train.lr': 1.0})
-  variables = {'params': {'fine': {'encoding': {'table': jnp.ones(4)},
-                                   'density_hidden': {'kernel': jnp.ones(3), 'bias': jnp.ones(3)}}},
-               'occupancy': {'density': jnp.ones(5), 'bits': jnp.ones(5)}}
-  tx = optim.parameters_only(optim.make_optimizer(config.train), variables)
-  zeros = jax.tree_util.tree_map(jnp.zeros_like, variables)
-  updates, _ = tx.update(zeros, tx.init(variables), variables)
-  new = optax.apply_updates(variables, updates)
-  fine = new['params']['fine']
+  params = {'params': {'fine': {'encoding': {'table': jnp.ones(4)},
+                                'density_hidden': {'kernel': jnp.ones(3), 'bias': jnp.ones(3)}}}}
+  tx = optim.make_optimizer(config.train)
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  fine = optax.apply_updates(params, updates)['params']['fine']
   assert float(fine['density_hidden']['kernel'][0]) == pytest.approx(0.9)  # decayed: lr x 0.1
   np.testing.assert_array_equal(fine['density_hidden']['bias'], 1.0)
   np.testing.assert_array_equal(fine['encoding']['table'], 1.0)
-  np.testing.assert_array_equal(new['occupancy']['density'], 1.0)
-  # Without the restriction, weight decay on everything would shrink the grid too.
-  everything = optim.make_optimizer(override(config, **{'train.optimizer.weight_decay_pattern': ''}).train)
-  updates, _ = everything.update(zeros, everything.init(variables), variables)
-  assert float(optax.apply_updates(variables, updates)['occupancy']['density'][0]) < 1.0
 
 
 def test_evaluation_leaves_no_ray_out():
@@ -265,11 +262,11 @@ def test_evaluation_leaves_no_ray_out():
   rays = camera_rays()
   small, large = sphere_model(eval_stages=(1, 2)), sphere_model(eval_stages=(64, 400))
   variables = jax.jit(small.init)(jax.random.PRNGKey(0), rays)
-  (a,), (b,) = render(small, variables, rays), render(large, variables, rays)
+  a, b = render(small, variables, rays), render(large, variables, rays)
   assert bool(jnp.all(a.complete))
   np.testing.assert_allclose(a.rgb, b.rgb, atol=2e-4)
   # Training with the same small budget leaves rays out, and says which.
-  (c,) = render(small.clone(stages=(1, 2)), variables, rays, jax.random.split(jax.random.PRNGKey(1), 144))
+  c = render(small.clone(stages=(1, 2)), variables, rays, jax.random.split(jax.random.PRNGKey(1), 144))
   assert 0 < float(jnp.mean(c.complete)) < 1
 
 
@@ -280,10 +277,46 @@ def test_the_grid_serves_nerfs_mlp_too(fast_config):
                                     'model.dir_encoding': 'frequency', 'model.width': 32, 'model.depth': 2,
                                     'model.skip': 0, 'model.width_view': 16})
   task = tasks.make_task(config)
-  assert task.render_names == ('fine',) and type(task.model).__name__ == 'OccupancyNeRF'
+  assert task.sampler.RENDERS == ('fine',) and type(task.model).__name__ == 'OccupancySampler'
   state = train.create_train_state(config, task)
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(0), 0, plan)
-  (loss, aux), grads = jax.jit(jax.value_and_grad(lambda p: task.loss(p, batch, 0), has_aux=True))(state.params)
+  loss_fn = lambda p: task.loss({**p, **state.model_state}, batch, 0)
+  (loss, aux), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(state.params)
   assert np.isfinite(float(loss)) and 0 < float(aux['rays_complete']) <= 1
   assert float(jnp.abs(grads['params']['fine']['trunk_0']['kernel']).sum()) > 0
+
+
+def _save_old_layout(config, task, workdir, step):
+  """A checkpoint as written before the grid left the params: one tree of variables, the optimiser
+  wrapped to give the grid zero updates (checkpoint._legacy_optimizer). Returns what it saved."""
+  import orbax.checkpoint as ocp
+  from nerf_jax import checkpoint
+  state = train.create_train_state(config, task)
+  variables = jax.tree_util.tree_map(lambda x: np.asarray(x) + 0.5, jax.device_get(state.variables))
+  tx = checkpoint._legacy_optimizer(state.tx, variables)
+  _, opt_state = tx.update(jax.tree_util.tree_map(np.ones_like, variables), tx.init(variables), variables)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  ckpts.check_config()
+  ckpts.manager.save(step, args=ocp.args.StandardSave({'step': np.int32(step), 'params': variables,
+                                                      'opt_state': opt_state, 'key': state.key}))
+  ckpts.manager.wait_until_finished()
+  ckpts.close()
+  return variables, opt_state
+
+
+def test_checkpoints_of_the_old_layout_evaluate_and_resume(fast_config, tmp_path):
+  task = tasks.make_task(fast_config)
+  variables, opt_state = _save_old_layout(fast_config, task, str(tmp_path), 6)
+  state, _ = train.load_state(fast_config, task, str(tmp_path))
+  assert int(state.step) == 6 and set(state.params) == {'params'} and set(state.model_state) == {'occupancy'}
+  for a, b in zip(jax.tree_util.tree_leaves(state.variables), jax.tree_util.tree_leaves(variables)):
+    np.testing.assert_array_equal(a, b)
+  # The moments are the old optimiser's moments of the trained collection, leaf for leaf.
+  old = jax.tree_util.tree_leaves(opt_state.inner_states['params'].inner_state)
+  new = jax.tree_util.tree_leaves(state.opt_state)
+  assert len(old) == len(new) and all(np.array_equal(a, b) for a, b in zip(old, new))
+  assert any(float(np.abs(x).max()) > 0 for x in new if np.ndim(x))  # not a fresh optimiser state
+  resumed = train.train_and_evaluate(override(fast_config, **{'train.steps': 8, 'eval.train_views': (0, 1, 1)}),
+                                     str(tmp_path))
+  assert int(resumed.step) == 8 and 'occupancy' in resumed.model_state

@@ -59,3 +59,35 @@ def test_a_small_density_everywhere_stays_nearly_transparent():
   z = jnp.linspace(2.0, 6.0, 65)[None, :-1]
   out = _render(jnp.full((1, 64), 1e-4), z)
   np.testing.assert_allclose(out.acc[0], 1 - np.exp(-1e-4 * 4.0), rtol=1e-2)
+
+
+def test_weights_from_alphas_equal_weights_from_densities():
+  # The two first steps meet: alpha_i = 1 - exp(-sigma_i delta_i) makes the same weights, and
+  # composite gives the same render from either.
+  from nerf_jax import rendering
+  z = jnp.sort(jax.random.uniform(jax.random.PRNGKey(0), (4, 24), minval=2.0, maxval=5.9), axis=-1)
+  sigma = jax.random.uniform(jax.random.PRNGKey(1), (4, 24), maxval=3.0)
+  directions = jax.random.normal(jax.random.PRNGKey(2), (4, 3))
+  weights, edges = rendering.weights_from_density(sigma, z, directions, far=6.0)
+  deltas = jnp.diff(edges, axis=-1) * jnp.linalg.norm(directions, axis=-1, keepdims=True)
+  alpha_weights = rendering.weights_from_alpha(1.0 - jnp.exp(-sigma * deltas))
+  np.testing.assert_allclose(alpha_weights, weights, rtol=1e-5, atol=1e-7)
+  assert edges.shape == (4, 25) and np.all(np.asarray(edges[:, -1]) == 6.0)
+  # A fully opaque sample stops the ray there, with finite gradients of the alphas.
+  alpha = jnp.zeros((1, 8)).at[0, 3].set(1.0).at[0, 5].set(0.5)
+  np.testing.assert_allclose(rendering.weights_from_alpha(alpha)[0], np.eye(8)[3], atol=1e-7)
+  grad = jax.grad(lambda a: jnp.sum(rendering.weights_from_alpha(a) * jnp.arange(8.0)))(alpha)
+  assert np.all(np.isfinite(grad))
+
+
+def test_depth_is_the_expected_depth_where_the_ray_ends():
+  # Half the opacity at z = 3, the rest of what is left at z = 5: depth is their weighted mean given
+  # a hit (not sum(w z), which shrinks with opacity), and far where nothing is hit.
+  from nerf_jax import rendering
+  z = jnp.array([[3.0, 5.0], [3.0, 5.0]])
+  weights = jnp.array([[0.25, 0.25], [0.0, 0.0]])
+  out = rendering.composite(weights, jnp.zeros((2, 2, 3)), z, white_bkgd=True,
+                            edges=rendering.interval_edges(z, 6.0))
+  np.testing.assert_allclose(out.depth, [4.0, 6.0])
+  np.testing.assert_allclose(out.disp, [0.5 / 2.0, 0.0])
+  np.testing.assert_allclose(out.acc, [0.5, 0.0])

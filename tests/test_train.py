@@ -17,7 +17,7 @@ def test_short_fit_raises_psnr(spheres_root, tmp_path):
   config = small_fit_config(spheres_root, **{'train.steps': 150})
   task = tasks.make_task(config)
   state = train.create_train_state(config, task)
-  before = train.evaluate.Evaluator(task, 1000).run(state.params, 'train')[0]['psnr']
+  before = train.evaluate.Evaluator(task, 1000).run(state.variables, 'train')[0]['psnr']
   state = train.train_and_evaluate(config, str(tmp_path / 'run'))
   with open(tmp_path / 'run' / 'eval' / 'train_step150' / 'metrics.json') as f:
     after = json.load(f)['psnr']
@@ -91,8 +91,8 @@ def test_chunked_prediction_compiles_once(spheres_root):
   task = tasks.make_task(config)
   state = train.create_train_state(config, task)
   evaluator = train.evaluate.Evaluator(task, chunk=1000)  # 64 * 64 = 4096: 5 chunks, the last padded
-  evaluator.run(state.params, 'train')
-  evaluator.run(state.params, 'val')
+  evaluator.run(state.variables, 'train')
+  evaluator.run(state.variables, 'val')
   assert evaluator._predict._cache_size() == 1
 
 
@@ -134,3 +134,23 @@ def test_bfloat16_fit_trains_like_float32(spheres_root, tmp_path):
     with open(tmp_path / dtype / 'eval' / 'train_step150' / 'metrics.json') as f:
       psnr[dtype] = json.load(f)['psnr']
   assert psnr['float32'] > 20 and abs(psnr['bfloat16'] - psnr['float32']) < 1.0, psnr
+
+
+def test_a_checkpoint_without_model_state_restores(spheres_root, tmp_path):
+  # Checkpoints of NeRF's sampler written before TrainState had model_state: the same parameters.
+  import orbax.checkpoint as ocp
+  from nerf_jax import checkpoint
+  config = small_nerf_config(spheres_root)
+  task = tasks.make_task(config)
+  state = jax.device_get(train.create_train_state(config, task))
+  params = jax.tree_util.tree_map(lambda x: np.asarray(x) + 1.0, state.params)
+  ckpts = checkpoint.Checkpoints(str(tmp_path), config)
+  ckpts.check_config()
+  ckpts.manager.save(3, args=ocp.args.StandardSave({'step': np.int32(3), 'params': params,
+                                                   'opt_state': state.opt_state, 'key': state.key}))
+  ckpts.manager.wait_until_finished()
+  ckpts.close()
+  restored, _ = train.load_state(config, task, str(tmp_path))
+  assert int(restored.step) == 3 and restored.model_state == {}
+  for a, b in zip(jax.tree_util.tree_leaves(restored.params), jax.tree_util.tree_leaves(params)):
+    np.testing.assert_array_equal(a, b)

@@ -11,6 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from nerf_jax.camera import centred_intrinsics
+from nerf_jax.datasets.generated import ensure_scene
 from nerf_jax.datasets.scene import SceneSplit
 from nerf_jax.errors import DatasetError
 
@@ -171,6 +172,8 @@ def load_split(root, scene, split, *, input_ratio=1.0, white_bkgd=True, views=No
 
 
 def load(data_config, split, views=None):
-  """The 'blender' format: split `split` of data_config.scene under data_config.root (load_split)."""
+  """The 'blender' format: split `split` of data_config.scene under data_config.root (load_split). A
+  built-in scene's name (datasets.generated.GENERATED_SCENES) renders it there first, once."""
+  ensure_scene(data_config.root, data_config.scene)
   return load_split(data_config.root, data_config.scene, split, input_ratio=data_config.input_ratio,
                     white_bkgd=data_config.white_bkgd, views=views)

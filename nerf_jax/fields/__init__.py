@@ -1,24 +1,33 @@
 """Fields and encodings by name: model.field, model.encoding and model.dir_encoding pick them.
 
-A field maps (points float32 [..., S, 3], viewdirs float32 [..., 3]) to (rgb float32 [..., S, 3],
-sigma float32 [..., S] >= 0); an encoding maps float32 [..., d] to float32 [..., features]. Both are
-Flax modules. A new one is a file of its own with a `build` function, plus one line below:
+A field maps (points float32 [..., S, 3], viewdirs float32 [..., 3], cond types.Conditioning [...] or
+None) to a types.FieldOutput (rgb float32 [..., S, 3], density float32 [..., S] >= 0, extras by name);
+an encoding maps float32 [..., d] to float32 [..., features]. Both are Flax modules. A new one is a file
+of its own with a `build` function, plus one line below (with the keys and rule the file owns):
   encoding: build(model_config, role) -> nn.Module, role 'position' (points, image (u, v)) or 'direction'
-  field: build(model_config, encoding, dir_encoding) -> nn.Module
+  field: build(model_config, encoding, dir_encoding, scene) -> nn.Module, scene a FieldScene
 """
+
+from typing import NamedTuple
 
 from nerf_jax.fields import frequency, hashgrid, mlp, ngp, sh
 from nerf_jax.fields.layers import COMPUTE_DTYPES, compute_dtype
 from nerf_jax.registry import Registry
 
-ENCODINGS = Registry('encoding', 'model.encoding')
+ENCODINGS = Registry('encoding', 'model.encoding', also=('model.dir_encoding',))
 FIELDS = Registry('field', 'model.field')
 
-ENCODINGS.register('frequency', frequency.build)
-ENCODINGS.register('hashgrid', hashgrid.build)
-ENCODINGS.register('sh', sh.build)
-FIELDS.register('mlp', mlp.build)
-FIELDS.register('ngp', ngp.build)
+ENCODINGS.register('frequency', frequency.build, keys=frequency.KEYS, check=frequency.check)
+ENCODINGS.register('hashgrid', hashgrid.build, keys=hashgrid.KEYS, check=hashgrid.check, safe=hashgrid.SAFE)
+ENCODINGS.register('sh', sh.build, keys=sh.KEYS, check=sh.check)
+FIELDS.register('mlp', mlp.build, keys=mlp.KEYS, check=mlp.check)
+FIELDS.register('ngp', ngp.build, keys=ngp.KEYS, check=ngp.check)
+
+
+class FieldScene(NamedTuple):
+  """What a field may need to know of the scene it is built for: num_cameras, the training split's
+  views (a per-image code's table size)."""
+  num_cameras: int = 1
 
 
 def build_encoding(model_config, role):
@@ -27,10 +36,11 @@ def build_encoding(model_config, role):
   return ENCODINGS.get(model_config[key.split('.')[1]], key)(model_config, role)
 
 
-def build_field(model_config):
-  """A new field as model.field names, on its position and direction encodings."""
+def build_field(model_config, scene=FieldScene()):
+  """A new field as model.field names, on its position and direction encodings, for `scene`."""
   return FIELDS.get(model_config.field)(model_config, build_encoding(model_config, 'position'),
-                                        build_encoding(model_config, 'direction'))
+                                        build_encoding(model_config, 'direction'), scene)
 
 
-__all__ = ['COMPUTE_DTYPES', 'ENCODINGS', 'FIELDS', 'build_encoding', 'build_field', 'compute_dtype']
+__all__ = ['COMPUTE_DTYPES', 'ENCODINGS', 'FIELDS', 'FieldScene', 'build_encoding', 'build_field',
+           'compute_dtype']

@@ -2,7 +2,20 @@
 
 import flax.linen as nn
 
+from nerf_jax import config_rules
 from nerf_jax.encoding import frequency_encoding
+
+KEYS = {
+    'model.num_freqs': (10, "'frequency' encoding: frequencies of the input coordinates (nerf: points)"),
+    'model.dir_freqs': (4, "nerf, 'frequency' dir_encoding: frequencies of the view directions"),
+}
+
+
+def check(config):
+  problems = []
+  for key in KEYS:
+    config_rules.in_range(problems, config, key, 0, integer=True)
+  return problems
 
 
 class FrequencyEncoding(nn.Module):

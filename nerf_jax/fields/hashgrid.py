@@ -19,7 +19,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nerf_jax import config_rules
+
 PRIMES = (1, 2654435761, 805459861)
+
+# Levels, features per level, log2 of the table size, coarsest and finest cells per side of model.box.
+KEYS = {
+    'model.hash_levels': (16, "'hashgrid' encoding: resolution levels"),
+    'model.hash_features': (2, "'hashgrid' encoding: features per level"),
+    'model.hash_table_log2': (19, "'hashgrid' encoding: log2 of each level's table rows"),
+    'model.hash_coarsest': (16, "'hashgrid' encoding: cells per side of model.box at the coarsest level"),
+    'model.hash_finest': (2048, "'hashgrid' encoding: ... and at the finest"),
+    'model.hash_custom_vjp': (False, "'hashgrid' encoding: the hand-written backward pass (benchmarks: no faster "
+                                     "than autodiff)"),
+}
+SAFE = ('model.hash_custom_vjp',)  # the same function either way
+
+
+def check(config):
+  problems, m = [], config.model
+  for key in ('model.hash_levels', 'model.hash_features', 'model.hash_coarsest'):
+    config_rules.in_range(problems, config, key, 1, integer=True)
+  # 16 levels of 2^24 rows are 2^28 row indices: well inside int32; more would overflow it.
+  config_rules.in_range(problems, config, 'model.hash_table_log2', 4, 24, integer=True)
+  if m.hash_finest < m.hash_coarsest:
+    problems.append(f'model.hash_finest={m.hash_finest} must be >= model.hash_coarsest={m.hash_coarsest}')
+  return problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,6 +51,18 @@ def add_per_ray(per_sample, per_ray):
   return (per_sample.reshape(f, per_ray.shape[1], -1) + per_ray[:, :, None]).reshape(f, n)
 
 
+def per_ray_inputs(encoded_dirs, conditioning, cond):
+  """The colour branch's per-ray input, features-first: the encoded direction float32 [..., D], and
+  after it conditioning(cond) [..., F] where the field has a conditioning module -> [D (+ F), rays]."""
+  if conditioning is None:
+    return features_first(encoded_dirs)
+  if cond is None or cond.camera is None:
+    raise ConfigError('This field is conditioned per ray (its conditioning module needs the rays\' '
+                     'camera indices), but the rays carry none: build them with camera= (SceneTask.rays).')
+  code = conditioning(cond).astype(encoded_dirs.dtype)
+  return features_first(jnp.concatenate([encoded_dirs, code], axis=-1))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def product(kernel, x, dtype=jnp.float32):
   """kernel.T @ x from `dtype` operands, accumulated in and returned as float32.

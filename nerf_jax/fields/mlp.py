@@ -1,11 +1,26 @@
-"""NeRF's MLP field: (point, view direction) -> (rgb, density), on any encodings."""
+"""NeRF's MLP field: (point, view direction, conditioning) -> (rgb, density), on any encodings."""
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import Dense, add_per_ray, compute_dtype, features_first, features_last
+from nerf_jax import config_rules
+from nerf_jax.fields.layers import (Dense, add_per_ray, compute_dtype, features_first, features_last,
+                                    per_ray_inputs)
+from nerf_jax.types import FieldOutput
+
+KEYS = {
+    'model.skip': (4, "'mlp' field: the encoded point is concatenated again after trunk layer skip + 1"),
+    'model.width_view': (128, "'mlp' field: the view-dependent colour layer's width"),
+}
+
+
+def check(config):
+  problems = []
+  config_rules.in_range(problems, config, 'model.width_view', 1, integer=True)
+  config_rules.in_range(problems, config, 'model.skip', 0, integer=True)
+  return problems
 
 
 class NerfMLP(nn.Module):
@@ -14,6 +29,9 @@ class NerfMLP(nn.Module):
   layer that also sees the encoded view direction.
 
   encoding, dir_encoding: modules mapping float32 [..., 3] to float32 [..., features] (fields.ENCODINGS).
+  conditioning: None, or a module mapping the rays' types.Conditioning [...] to float32 [..., F], a
+  per-ray input of the colour branch beside the encoded direction (an appearance code: fields.ENCODINGS
+  has none; docs/extending.md builds one). Without it the parameters are NeRF's.
   """
   encoding: nn.Module
   dir_encoding: nn.Module
@@ -27,11 +45,13 @@ class NerfMLP(nn.Module):
   # opaque, so every sample gets a gradient. (mip-NeRF made the same choice.)
   density_bias: float = -1.0
   dtype: Any = jnp.float32  # the matrix products' dtype; parameters stay float32
+  conditioning: Optional[nn.Module] = None
 
   @nn.compact
-  def __call__(self, points, viewdirs, raw_noise=None):
-    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; raw_noise: float32 [..., S] added
-    to the raw density before its activation, or None -> rgb [..., S, 3], sigma [..., S].
+  def __call__(self, points, viewdirs, cond=None, raw_noise=None):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; cond: types.Conditioning [...] or
+    None; raw_noise: float32 [..., S] added to the raw density before its activation, or None ->
+    FieldOutput(rgb [..., S, 3], density [..., S]).
 
     Outputs are float32 whatever `dtype` is: transmittance multiplies S terms, too many for bfloat16.
     """
@@ -51,14 +71,16 @@ class NerfMLP(nn.Module):
     features = layer(self.width, 'features')(x)
     # Dense(concat(features, dir)) split in two: the direction's half is computed once per ray and
     # broadcast over its samples instead of once per sample (same function, fewer FLOPs).
-    directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
+    directions = per_ray_inputs(self.dir_encoding(viewdirs), self.conditioning, cond)  # [features, rays]
     directions = layer(self.width_view, 'view_dirs', use_bias=False)(directions)
     hidden = add_per_ray(layer(self.width_view, 'view_features')(features), directions)
     rgb = features_last(nn.sigmoid(layer(3, 'rgb')(nn.relu(hidden))), lead)
-    return rgb, sigma
+    return FieldOutput(rgb=rgb, density=sigma)
 
 
-def build(model_config, encoding, dir_encoding):
+def build(model_config, encoding, dir_encoding, scene=None, conditioning=None):
+  """model.width, depth, skip, width_view, dtype; `scene` (fields.FieldScene) is not needed."""
+  del scene
   m = model_config
   return NerfMLP(encoding=encoding, dir_encoding=dir_encoding, width=m.width, depth=m.depth, skip=m.skip,
-                 width_view=m.width_view, dtype=compute_dtype(m.dtype))
+                 width_view=m.width_view, dtype=compute_dtype(m.dtype), conditioning=conditioning)

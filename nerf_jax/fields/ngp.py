@@ -1,12 +1,23 @@
 """instant-NGP's field: a hash-grid encoding, a one-hidden-layer density MLP, a two-hidden-layer colour MLP."""
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import Dense, add_per_ray, compute_dtype, features_first, features_last
+from nerf_jax import config_rules
+from nerf_jax.fields.layers import (Dense, add_per_ray, compute_dtype, features_first, features_last,
+                                    per_ray_inputs)
+from nerf_jax.types import FieldOutput
+
+KEYS = {'model.geo_features': (15, "'ngp' field: features from the density MLP to the colour MLP")}
+
+
+def check(config):
+  problems = []
+  config_rules.in_range(problems, config, 'model.geo_features', 1, integer=True)
+  return problems
 
 
 @jax.custom_vjp
@@ -36,7 +47,7 @@ class NgpField(nn.Module):
   gradient is the density itself, never exactly 0, so the density cannot die as a ReLU one does.
   colour: sigmoid of a colour MLP (colour_depth hidden layers of width) on the density MLP's whole
   output and the encoded view direction. Points outside `box` (on any axis) get density 0: the grid
-  covers the box only.
+  covers the box only. conditioning: as NerfMLP's (a per-ray input of the colour MLP), or None.
   """
   encoding: nn.Module
   dir_encoding: nn.Module
@@ -45,11 +56,12 @@ class NgpField(nn.Module):
   colour_depth: int = 2
   box: tuple = (-1.5, 1.5)
   dtype: Any = jnp.float32
+  conditioning: Optional[nn.Module] = None
 
   @nn.compact
-  def __call__(self, points, viewdirs, raw_noise=None):
-    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; raw_noise: float32 [..., S] or
-    None -> rgb float32 [..., S, 3], sigma float32 [..., S]."""
+  def __call__(self, points, viewdirs, cond=None, raw_noise=None):
+    """points: float32 [..., S, 3]; viewdirs: float32 [..., 3] unit; cond: types.Conditioning [...] or
+    None; raw_noise: float32 [..., S] or None -> FieldOutput(rgb [..., S, 3], density [..., S])."""
     layer = lambda features, name, **kw: Dense(features, self.dtype, name=name, **kw)
     encoded = self.encoding(points)
     lead = encoded.shape[:-1]  # [..., S]
@@ -62,17 +74,19 @@ class NgpField(nn.Module):
     inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
     sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
     # The first colour layer on concat(h, dir) as two products: the direction's once per ray.
-    directions = features_first(self.dir_encoding(viewdirs))  # [features, rays]
+    directions = per_ray_inputs(self.dir_encoding(viewdirs), self.conditioning, cond)  # [features, rays]
     directions = layer(self.width, 'colour_0_dirs', use_bias=False)(directions)
     x = nn.relu(add_per_ray(layer(self.width, 'colour_0')(h), directions))
     for i in range(1, self.colour_depth):
       x = nn.relu(layer(self.width, f'colour_{i}')(x))
     rgb = features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)
-    return rgb, sigma
+    return FieldOutput(rgb=rgb, density=sigma)
 
 
-def build(model_config, encoding, dir_encoding):
+def build(model_config, encoding, dir_encoding, scene=None, conditioning=None):
   """model.width (both MLPs), model.depth (the colour MLP's hidden layers), model.geo_features, model.box."""
+  del scene
   m = model_config
   return NgpField(encoding=encoding, dir_encoding=dir_encoding, width=m.width, geo_features=m.geo_features,
-                  colour_depth=m.depth, box=tuple(m.box), dtype=compute_dtype(m.dtype))
+                  colour_depth=m.depth, box=tuple(m.box), dtype=compute_dtype(m.dtype),
+                  conditioning=conditioning)

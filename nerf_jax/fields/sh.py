@@ -3,6 +3,16 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
+from nerf_jax import config_rules
+
+KEYS = {'model.sh_degree': (4, "'sh' dir_encoding: bands 0 .. sh_degree - 1 (sh_degree^2 values)")}
+
+
+def check(config):
+  problems = []
+  config_rules.in_range(problems, config, 'model.sh_degree', 1, 4, integer=True)
+  return problems
+
 
 def spherical_harmonics(d, degree=4):
   """The real spherical harmonics of bands 0 .. degree - 1 at unit directions (degree^2 values).

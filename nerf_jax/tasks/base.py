@@ -54,6 +54,20 @@ class Task(abc.ABC):
   def init_inputs(self) -> Any:
     """Inputs of the right structure to initialise the model's parameters."""
 
+  def init_variables(self, key) -> tuple:
+    """(params, state): the variables a new run starts from. params {collection: tree} are what the
+    optimiser trains ('params', and whatever else the task trains, e.g. a camera model's 'camera');
+    state {collection: tree} what the task keeps itself and refreshes in after_step (an occupancy
+    grid). The loss, predict and after_step see both merged, as `variables`. Default: the model's
+    init; its 'params' collection trained, every other one state."""
+    variables = dict(self.model.init(key, self.init_inputs()))
+    return {'params': variables.pop('params', {})}, variables
+
+  def optimizer_groups(self) -> tuple:
+    """((regex on the parameter path, learning-rate scale), ...) the task adds to
+    train.optimizer.groups: parameters it wants trained at their own rate (a camera model's)."""
+    return ()
+
   @abc.abstractmethod
   def train_data(self) -> Any:
     """Pytree of arrays the steps sample from; placed on every device once."""
@@ -69,15 +83,16 @@ class Task(abc.ABC):
     batch, per item, so any split of the batch (devices, microbatches) computes the same thing."""
 
   @abc.abstractmethod
-  def loss(self, params, batch, step) -> tuple:
-    """(scalar loss, {name: scalar metric}), a mean over the batch (jittable, deterministic). `step`
-    (int32 []) lets a term anneal its weight."""
+  def loss(self, variables, batch, step) -> tuple:
+    """(scalar loss, {name: scalar metric}), a mean over the batch (jittable, deterministic), of the
+    variables (params and state merged; differentiated in the params). `step` (int32 []) lets a term
+    anneal its weight."""
 
   def after_step(self, variables, step, key) -> Any:
     """The model's variables after the optimiser's update of step `step` (int32 []), for state the
     task keeps itself rather than training (an occupancy grid); `key` is the step's PRNG key
-    (jittable, and the same on every device). The optimiser leaves every variable collection but
-    'params' unchanged. Default: unchanged."""
+    (jittable, and the same on every device). Only the state collections of the result are kept (the
+    optimiser owns the params). Default: unchanged."""
     del step, key
     return variables
 
@@ -92,7 +107,7 @@ class Task(abc.ABC):
   # --- evaluation and rendering ---
 
   @abc.abstractmethod
-  def predict(self, params, inputs) -> dict:
+  def predict(self, variables, inputs) -> dict:
     """Per-pixel outputs ({'rgb': [n, 3], ...}) for a chunk of inputs (jittable, deterministic)."""
 
   @abc.abstractmethod
@@ -109,9 +124,9 @@ class Task(abc.ABC):
     del outputs
     return {}
 
-  def densities(self, params):
+  def densities(self, variables):
     """Densities worth a histogram in the logs (float array of any shape), or None."""
-    del params
+    del variables
     return None
 
   def camera_path(self, render_config):
@@ -127,14 +142,14 @@ class Task(abc.ABC):
 
   # --- exporting the scene (--mode mesh, --mode pointcloud) ---
 
-  def field_density(self, params, points):
+  def field_density(self, variables, points):
     """Density float32 [n] at points float32 [n, 3] (jittable)."""
-    del params, points
+    del variables, points
     raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
 
-  def field_colour(self, params, points, viewdirs):
+  def field_colour(self, variables, points, viewdirs):
     """Colour float32 [n, 3] at points float32 [n, 3] seen along unit viewdirs [n, 3] (jittable)."""
-    del params, points, viewdirs
+    del variables, points, viewdirs
     raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
 
   def scene_box(self):
@@ -150,14 +165,14 @@ class Task(abc.ABC):
 
   # --- the debugging modes ---
 
-  def forward_flops(self, params) -> float:
+  def forward_flops(self, variables) -> float:
     """Forward FLOPs of the matrix products of predict, per item, counted from its jaxpr."""
     view = next(self.eval_views(self.train_split, (0, 1, 1)))
     inputs = jax.tree_util.tree_map(lambda x: np.asarray(x)[:8], view.inputs)
-    return flops.product_flops(self.predict, params, inputs) / 8
+    return flops.product_flops(self.predict, variables, inputs) / 8
 
-  def inspect(self, params, predict) -> tuple:
-    """(report dict, problems) a task adds to --mode network; predict(params, inputs) -> outputs
+  def inspect(self, variables, predict) -> tuple:
+    """(report dict, problems) a task adds to --mode network; predict(variables, inputs) -> outputs
     renders any number of inputs in chunks."""
-    del params, predict
+    del variables, predict
     return {}, []

@@ -1,10 +1,13 @@
 """Image fitting: an MLP maps a pixel's (u, v), through an encoding, to its RGB."""
 
+from typing import Any
+
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
 from nerf_jax import batching, camera, datasets, fields, metrics
-from nerf_jax.models import ImageMLP
+from nerf_jax.fields.layers import Dense, features_first, features_last
 from nerf_jax.tasks.base import EvalView, Task
 
 
@@ -17,6 +20,27 @@ def uv_grid(height, width):
   u = cols.astype(np.float32) / np.float32(max(width - 1, 1))
   v = rows.astype(np.float32) / np.float32(max(height - 1, 1))
   return np.stack([u, v], axis=-1)
+
+
+class ImageMLP(nn.Module):
+  """Image fitting: pixel coordinates (u, v) -> RGB.
+
+  encoding: module mapping float32 [..., 2] to [..., features] (fields.ENCODINGS); width, depth:
+  hidden layer size and count (ReLU); dtype: the matrix products' dtype (parameters stay float32).
+  """
+  encoding: nn.Module
+  width: int = 128
+  depth: int = 4
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, uv):
+    """uv: float32 [..., 2] in [0, 1] -> rgb: float32 [..., 3] in (0, 1)."""
+    encoded = self.encoding(uv)
+    x = features_first(encoded)  # layers.Dense's layout
+    for _ in range(self.depth):
+      x = nn.relu(Dense(self.width, self.dtype)(x))
+    return features_last(nn.sigmoid(Dense(3, self.dtype)(x)), encoded.shape[:-1])
 
 
 class ImageFitTask(Task):
@@ -53,12 +77,12 @@ class ImageFitTask(Task):
     index = batching.epoch_batch(key, step, plan.batch_size, data['rgb'].shape[0])
     return {'uv': data['uv'][index], 'rgb': data['rgb'][index]}
 
-  def loss(self, params, batch, step):
-    mse = metrics.mse(self.model.apply(params, batch['uv']), batch['rgb'])
+  def loss(self, variables, batch, step):
+    mse = metrics.mse(self.model.apply(variables, batch['uv']), batch['rgb'])
     return mse, {'psnr': metrics.psnr_from_mse(mse)}
 
-  def predict(self, params, inputs):
-    return {'rgb': self.model.apply(params, inputs)}
+  def predict(self, variables, inputs):
+    return {'rgb': self.model.apply(variables, inputs)}
 
   def eval_views(self, split, views=None):
     del views  # image fitting evaluates the one view it fits
