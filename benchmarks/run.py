@@ -71,7 +71,7 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
 def synthetic_scene(num_views, size):
   """A SceneSplit of random images seen from the built-in scene's cameras (speed only)."""
   rng = np.random.default_rng(0)
-  poses = np.stack([generated.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
+  poses = np.stack([camera.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
   intrinsics = camera.centred_intrinsics(0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X), size, size)
   return SceneSplit(images=rng.uniform(size=(num_views, size, size, 3)).astype(np.float32),
                     poses=poses.astype(np.float32), intrinsics=np.tile(intrinsics, (num_views, 1)),

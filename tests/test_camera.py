@@ -6,7 +6,7 @@ from nerf_jax.datasets import generated
 
 
 def _pose():
-  return generated.look_at_pose([2.5, -1.5, 2.0], target=[0.2, 0.1, -0.1])
+  return camera.look_at_pose([2.5, -1.5, 2.0], target=[0.2, 0.1, -0.1])
 
 
 def test_ray_through_a_known_point_hits_its_pixel():
@@ -44,7 +44,7 @@ def test_matches_the_independent_renderer_rays():
 def test_poses_are_camera_to_world_looking_down_minus_z():
   # The centre pixel's ray of a camera at (0, 0, 4) looking at the origin points along -Z (world),
   # and starts at the camera: a world-to-camera reading would put it at (0, 0, -4) looking up.
-  pose = generated.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0))
+  pose = camera.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0))
   rays = camera.image_rays(jnp.asarray(pose, jnp.float32), camera.centred_intrinsics(1.0, 2, 2), 2, 2)
   np.testing.assert_allclose(rays.origins[0, 0], [0, 0, 4], atol=1e-6)
   np.testing.assert_allclose(np.asarray(rays.viewdirs).mean(axis=(0, 1)) / np.linalg.norm(
@@ -77,7 +77,7 @@ def test_intrinsics_move_the_principal_point_and_scale_each_axis():
 def test_rays_carry_their_camera_through_ndc():
   # The per-ray conditioning (the ray's training camera) survives every mapping of the rays.
   rows, cols = camera.pixel_grid(2, 3)
-  pose = jnp.asarray(generated.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0)), jnp.float32)
+  pose = jnp.asarray(camera.look_at_pose([0.0, 0.0, 4.0], world_up=(0.0, 1.0, 0.0)), jnp.float32)
   intrinsics = camera.centred_intrinsics(3.0, 2, 3)
   rays = camera.rays_from_pixels(pose, intrinsics, rows, cols, 5)
   assert rays.camera.shape == (2, 3, 1) and np.all(np.asarray(rays.camera) == 5)
@@ -86,8 +86,16 @@ def test_rays_carry_their_camera_through_ndc():
   assert camera.rays_from_pixels(pose, intrinsics, rows, cols).camera is None
 
 
-def test_the_library_look_at_matches_the_independent_generators():
-  # video's orbits use camera.look_at_pose; the test scene keeps its own, so neither checks itself.
-  for position, up in (([2.5, -1.5, 2.0], (0.0, 0.0, 1.0)), ([0.0, 0.0, 4.0], (0.0, 1.0, 0.0))):
-    np.testing.assert_allclose(camera.look_at_pose(position, world_up=up),
-                               generated.look_at_pose(position, world_up=up), atol=1e-12)
+def test_look_at_pose_is_camera_to_world_looking_down_minus_z():
+  # The poses convention pitfall for the cameras nerf_jax makes itself (orbits, the test scene): the
+  # matrix is camera-to-world, a rotation, its centre the position, and its -Z axis faces the target.
+  for position, target, up in (([2.5, -1.5, 2.0], [0.2, 0.1, -0.1], (0.0, 0.0, 1.0)),
+                               ([0.0, 0.0, 4.0], [0.0, 0.0, 0.0], (0.0, 1.0, 0.0))):
+    pose = camera.look_at_pose(position, target=target, world_up=up)
+    rotation = pose[:3, :3]
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(3), atol=1e-12)
+    assert np.isclose(np.linalg.det(rotation), 1.0)
+    np.testing.assert_allclose(pose[:3, 3], position)
+    forward = np.subtract(target, position) / np.linalg.norm(np.subtract(target, position))
+    np.testing.assert_allclose(-rotation[:, 2], forward, atol=1e-12)
+    assert rotation[:, 1] @ np.asarray(up) > 0  # the image's up is the world's up

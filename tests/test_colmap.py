@@ -85,7 +85,7 @@ def write_workspace(path, *, ext='.bin', camera_models=None, images=None):
   camera_models: {view: (model name, params)} overriding the default cameras (even views PINHOLE with
   FOCAL, odd views SIMPLE_PINHOLE with 1.25 x FOCAL); images: {view: uint8 image} replacing renders.
   """
-  poses = [generated.look_at_pose(p) for p in generated.camera_positions(NUM_VIEWS, 5)]
+  poses = [camera_lib.look_at_pose(p) for p in generated.camera_positions(NUM_VIEWS, 5)]
   focals = [FOCAL if v % 2 == 0 else 1.25 * FOCAL for v in range(NUM_VIEWS)]
   xyz, normals = sphere_points()
   cameras = {1: colmap_model.Camera(1, 'PINHOLE', SIZE, SIZE, np.array([FOCAL, FOCAL, 16.0, 16.0])),

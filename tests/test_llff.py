@@ -28,7 +28,7 @@ def true_poses(num_views):
   for i in range(num_views):
     offset = np.array([0.25 * (i % 4 - 1.5), 0.0, 0.2 * (i // 4 - 1)])
     position = np.array([0.0, -4.0, 0.0]) + offset
-    poses.append(generated.look_at_pose(position, target=position + [0.1 * offset[0], 4.0, 0.0]))
+    poses.append(camera.look_at_pose(position, target=position + [0.1 * offset[0], 4.0, 0.0]))
   return np.stack(poses)
 
 
@@ -333,7 +333,7 @@ def test_density_noise_only_while_training():
   build = lambda model_config: HierarchicalSampler.build(config.data, model_config, 2.0, 6.0,
                                                          lambda: fields.build_field(model_config))
   plain, noisy = build(config.model), build(override(config, **{'model.density_noise': 1.0}).model)
-  rays = camera.image_rays(generated.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
+  rays = camera.image_rays(camera.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
   params = plain.init(jax.random.PRNGKey(0), rays)
   keys = jax.random.split(jax.random.PRNGKey(1), 16).reshape(4, 4, 2)
   for a, b in zip(plain.apply(params, rays).values(), noisy.apply(params, rays).values()):

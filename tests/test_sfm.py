@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nerf_jax import sfm
+from nerf_jax.camera import look_at_pose
 from nerf_jax.datasets import generated
 from nerf_jax.errors import DatasetError
 
@@ -36,7 +37,7 @@ def umeyama(source, target):
 def test_umeyama_recovers_a_similarity():
   rng = np.random.default_rng(0)
   points = rng.normal(size=(10, 3))
-  rotation = generated.look_at_pose([1.0, 2.0, 0.5])[:3, :3]
+  rotation = look_at_pose([1.0, 2.0, 0.5])[:3, :3]
   scale, rot, shift = umeyama(points, 2.5 * points @ rotation.T + [1.0, -2.0, 3.0])
   np.testing.assert_allclose([scale, *shift], [2.5, 1.0, -2.0, 3.0], atol=1e-9)
   np.testing.assert_allclose(rot, rotation, atol=1e-9)

@@ -16,6 +16,8 @@ import os
 import imageio.v3 as iio
 import numpy as np
 
+from nerf_jax.camera import look_at_pose  # the scene's cameras; tests and benchmarks place theirs with it too
+
 CAMERA_ANGLE_X = 0.6911112070083618  # the lego scene's horizontal field of view
 CAMERA_RADIUS = 4.0
 
@@ -30,23 +32,6 @@ _LIGHT = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
 
 # split -> (number of views, seed of its camera positions)
 SPLITS = {'train': (60, 0), 'val': (10, 1), 'test': (10, 2)}
-
-
-def look_at_pose(position, target=(0.0, 0.0, 0.0), world_up=(0.0, 0.0, 1.0)):
-  """Camera-to-world matrix of a camera at `position` looking at `target`.
-
-  Returns float64 [4, 4]. Columns 0..2 are the camera's right (+X), up (+Y) and back (+Z) axes in world
-  coordinates (OpenGL/Blender: the camera looks down its -Z); column 3 is its centre.
-  """
-  position = np.asarray(position, np.float64)
-  forward = np.asarray(target, np.float64) - position
-  forward /= np.linalg.norm(forward)
-  right = np.cross(forward, world_up)
-  right /= np.linalg.norm(right)
-  up = np.cross(right, forward)
-  pose = np.eye(4)
-  pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, -forward, position
-  return pose
 
 
 def camera_positions(num_views, seed):
