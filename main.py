@@ -86,7 +86,7 @@ def main(argv):
     else:
       task = tasks.make_task(config)
       state, source = train.load_state(config, task, workdir, required=False)
-      report, problems = checks.check_network(task, state.variables, config)
+      report, problems = checks.check_network(task, state.variables, config, trained=state.params)
       _report(f'Network ({source})', report, problems)
   except errors.USER_ERRORS as e:
     sys.exit(f'error: {e}')

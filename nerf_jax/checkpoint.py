@@ -22,11 +22,17 @@ from nerf_jax.errors import CheckpointError
 # may be evaluated or continued in bfloat16 and back. Loss terms change what the next steps optimise,
 # not the state's shape: a regulariser may be switched on to fine-tune a run. (train.optimizer is not
 # safe: clipping, another optimiser or parameter groups change the optimiser state's layout.) The
-# plug-ins add their own (registry.Plugin.safe).
+# plug-ins add their own (registry.Plugin.safe; safe_to_change() asks them when a run resumes, so a
+# plug-in registered from a project's own code counts too).
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.progress_every_s',
                   'train.eval_every', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
                   'train.microbatches', 'model.dtype', 'loss.', 'eval.', 'render.', 'mesh.', 'pointcloud.',
-                  'distributed.', *plugins.safe_keys())
+                  'distributed.')
+
+
+def safe_to_change():
+  """Every key prefix a resumed run may change: SAFE_TO_CHANGE and the registered plug-ins' safe keys."""
+  return SAFE_TO_CHANGE + plugins.safe_keys()
 
 # Shared keys added to the config after runs were saved without them, with the value that reproduces
 # what those runs did: a saved config.json lacking one is read as holding this value, so older runs
@@ -130,7 +136,7 @@ class Checkpoints:
     with open(path) as f:
       saved = json.load(f)
     differences = config_differences(saved, current)
-    unsafe = {k: v for k, v in differences.items() if not k.startswith(SAFE_TO_CHANGE)}
+    unsafe = {k: v for k, v in differences.items() if not k.startswith(safe_to_change())}
     if unsafe and self.latest_step() is not None:
       listing = '\n'.join(f'  {k}: {old!r} (saved) != {new!r} (now)' for k, (old, new) in unsafe.items())
       raise CheckpointError(
@@ -210,7 +216,12 @@ def _single_tree(state):
   variables = {**state.params, **state.model_state}
   opt_state = state.opt_state
   if state.model_state:
-    opt_state = jax.eval_shape(_legacy_optimizer(state.tx, variables).init, variables)
+    # Abstract leaves placed as the state's are (replicated on this run's devices): without a sharding,
+    # orbax would place them as they were saved and refuse a run saved on another number of devices.
+    sharding = jax.tree_util.tree_leaves(state.params)[0].sharding
+    opt_state = jax.tree_util.tree_map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+        jax.eval_shape(_legacy_optimizer(state.tx, variables).init, variables))
   return {'step': state.step, 'params': variables, 'opt_state': opt_state, 'key': state.key}
 
 

@@ -197,15 +197,18 @@ def check_dataset(config, out_dir, splits=None):
   return report, problems
 
 
-def check_network(task, params, config, mesh=None, repeats=3):
+def check_network(task, params, config, mesh=None, repeats=3, trained=None):
   """Size, cost and speed of a network, and what the task checks of it (task.inspect: NeRF's opacity
   through the cameras). Returns (report dict, problems).
 
+  params: the variables (TrainState.variables); trained: the trained collections among them
+  (TrainState.params: the fields' and a camera model's), whose sizes are counted; default: 'params'.
   The parameter count comes from the parameters and the FLOPs from the traced prediction, so any
   field or encoding is measured as it is.
   """
   # Trained parameters only: a task's own state (an occupancy grid) is no part of the network's size.
-  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params.get('params', params)))),
+  trained = params.get('params', params) if trained is None else trained
+  report = {'parameters': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(trained))),
             f'forward_flops_per_{task.item}': int(round(task.forward_flops(params)))}
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))

@@ -42,11 +42,14 @@ EXERCISES = {
         'Poses are camera-to-world: rotate camera-space directions by R, origins are the translation; '
         'viewdirs are unit length.'),
     'volume_render': Exercise(
-        'nerf_jax/rendering.py', 'volume_render',
+        # The core of volume rendering, densities to weights (rendering.volume_render is it, then
+        # composite's weighted sums).
+        'nerf_jax/rendering.py', 'weights_from_density',
         ('tests/test_rendering.py', 'tests/test_models.py::test_fresh_model_is_not_dead'),
         ('--config', 'configs/demo_nerf.py', '--mode', 'network'),
-        'alpha_i = 1 - exp(-sigma_i delta_i), delta_i in world units (times |direction|); '
-        'T_i = exp(-sum_{j<i} sigma_j delta_j); white background adds 1 - acc.'),
+        'alpha_i = 1 - exp(-sigma_i delta_i), delta_i in world units (times |direction|), the last '
+        'interval ending at far; T_i = exp(-sum_{j<i} sigma_j delta_j); w_i = T_i alpha_i; edges: '
+        'interval_edges.'),
     'sample_pdf': Exercise(
         'nerf_jax/sampling.py', 'sample_pdf',
         ('tests/test_sampling.py',),

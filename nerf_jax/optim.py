@@ -51,10 +51,11 @@ def make_optimizer(train_config, extra_groups=()):
   weight_decay_pattern (empty: all), groups: ((regex, lr scale), ...) giving the
   parameters whose path matches a regex their own learning rate (schedule x scale), e.g.
   (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate. extra_groups: more such pairs,
-  after those of the config (a task's own: Task.optimizer_groups).
+  a task's own (Task.optimizer_groups: a camera model's rate), matched before the config's, whose broad
+  patterns would otherwise take them (the first match decides).
   """
   c = train_config.optimizer  # its values' ranges are checked by config_checks.validate
-  groups = tuple(tuple(g) for g in c.groups) + tuple(tuple(g) for g in extra_groups)
+  groups = tuple(tuple(g) for g in extra_groups) + tuple(tuple(g) for g in c.groups)
   schedule = learning_rate_schedule(train_config)
   parts = []
   if c.clip_norm:

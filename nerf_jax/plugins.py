@@ -72,7 +72,8 @@ def problems(config):
 
 def describe():
   """Lines 'key = default  # comment (owner)' of every plug-in key, sorted by key."""
-  return [f'{key} = {value!r}  # {comment} ({owner})' for key, (value, comment, owner) in sorted(owned_keys().items())]
+  return [f'{key} = {value!r}  # {comment} ({owner})'
+          for key, (value, comment, owner) in sorted(owned_keys().items())]
 
 
 # configs/default.py shows every plug-in key between these lines, as comments (`--write` regenerates them
@@ -83,8 +84,8 @@ END = '  # (end of plug-in keys)'
 
 def default_config_block():
   """The lines of configs/default.py from BEGIN to END."""
-  return [BEGIN, *(f'  # {key} = {value!r}  # {comment}' for key, (value, comment, _) in sorted(owned_keys().items())),
-          END]
+  keys = sorted(owned_keys().items())
+  return [BEGIN, *(f'  # {key} = {value!r}  # {comment}' for key, (value, comment, _) in keys), END]
 
 
 def write_default_config(path):
@@ -92,7 +93,8 @@ def write_default_config(path):
   with open(path) as f:
     lines = f.read().split('\n')
   if BEGIN not in lines or END not in lines:
-    raise SystemExit(f'{path}: no plug-in keys block ({BEGIN.strip()!r} ... {END.strip()!r}); add the two lines first.')
+    raise SystemExit(f'{path}: no plug-in keys block ({BEGIN.strip()!r} ... {END.strip()!r}); add the two '
+                     'lines first.')
   start, stop = lines.index(BEGIN), lines.index(END)
   lines[start:stop + 1] = default_config_block()
   with open(path, 'w') as f:

@@ -75,12 +75,13 @@ def composite(weights, rgb, z_vals, *, white_bkgd, background=None, edges=None, 
                       edges=edges, extras={} if extras is None else dict(extras))
 
 
-def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background=None):
+def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background=None, extras=None):
   """weights_from_density then composite: NeRF's volume rendering of densities.
 
   rgb: float32 [..., S, 3]; sigma: float32 [..., S] >= 0; z_vals: float32 [..., S] sorted, < far;
-  directions: float32 [..., 3]; far: a float or float32 [..., 1]; background as in composite
+  directions: float32 [..., 3]; far: a float or float32 [..., 1]; background and extras as in composite
   returns RenderResult with rgb [..., 3], depth / acc / disp [...], weights [..., S], edges [..., S + 1]
   """
   weights, edges = weights_from_density(sigma, z_vals, directions, far=far)
-  return composite(weights, rgb, z_vals, white_bkgd=white_bkgd, background=background, edges=edges)
+  return composite(weights, rgb, z_vals, white_bkgd=white_bkgd, background=background, edges=edges,
+                   extras=extras)

@@ -61,13 +61,14 @@ class FieldOutput:
 class RenderResult:
   """What volume rendering gives per ray.
 
-  rgb: float32 [..., 3]; acc: float32 [...] accumulated opacity; depth: float32 [...] the expected
-  z_val where the ray ends, given that it ends in the samples (sum(w z) / acc; the far bound where acc
-  is 0); disp: float32 [...] acc / sum(w z) = 1 / depth (NeRF's), 0 where nothing was hit; weights: float32 [..., S]; z_vals: float32 [..., S] the samples; edges: float32 [..., S + 1]
-  the intervals the samples stand for (sample i for [edges_i, edges_i+1]), for interval losses
-  (distortion); complete: bool [...] where a sampler with a fixed budget (samplers.occupancy) queried
-  every sample the ray needed, else None (all rays are); extras: {name: array [..., ...]} what the
-  sampler or field adds per ray or per sample (proposal weights, an SDF's gradients), for loss terms.
+  rgb: float32 [..., 3]; acc: float32 [...] accumulated opacity; depth: float32 [...] the expected z_val
+  where the ray ends, given that it ends in the samples (sum(w z) / acc; the far bound where acc is 0);
+  disp: float32 [...] acc / sum(w z) = 1 / depth (NeRF's), 0 where nothing was hit;
+  weights: float32 [..., S]; z_vals: float32 [..., S] the samples; edges: float32 [..., S + 1] the intervals the samples stand for
+  (sample i for [edges_i, edges_i+1]), for interval losses (distortion); complete: bool [...] where a
+  sampler with a fixed budget (samplers.occupancy) queried every sample the ray needed, else None (all rays
+  are); extras: {name: array [..., ...]} what the sampler or field adds per ray or per sample (proposal
+  weights, an SDF's gradients), for loss terms.
   """
   rgb: jax.Array
   depth: jax.Array

@@ -3,6 +3,9 @@
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,3 +84,23 @@ def train_on_a_fixed_batch(config, workdir):
   params = train.train_and_evaluate(config, workdir).variables
   after, _ = task.loss(params, batch, 0)
   return task, params, before, after
+
+
+def save_old_layout(config, task, workdir, step, mesh=None):
+  """A checkpoint of an occupancy run as written before the grid left the params: one tree of
+  variables, the optimiser wrapped to give the grid zero updates (checkpoint._legacy_optimizer),
+  arrays placed on `mesh` (default: every device) as training placed them. Returns (variables,
+  opt_state) as saved (host copies)."""
+  import orbax.checkpoint as ocp
+  from nerf_jax import checkpoint, train
+  state = train.create_train_state(config, task, mesh)
+  variables = jax.tree_util.tree_map(lambda x: x + 0.5, state.variables)  # stays where the state is
+  tx = checkpoint._legacy_optimizer(state.tx, variables)
+  _, opt_state = tx.update(jax.tree_util.tree_map(jnp.ones_like, variables), tx.init(variables), variables)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  ckpts.check_config()
+  ckpts.manager.save(step, args=ocp.args.StandardSave({'step': np.int32(step), 'params': variables,
+                                                      'opt_state': opt_state, 'key': state.key}))
+  ckpts.manager.wait_until_finished()
+  ckpts.close()
+  return jax.device_get(variables), jax.device_get(opt_state)

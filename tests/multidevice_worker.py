@@ -3,6 +3,8 @@ JAX's start, so the rest of the suite keeps its single device).
 
 python tests/multidevice_worker.py ROOT TASK MICROBATCHES STEPS -> prints JSON comparing, for 2 and 4 devices,
 the state after a few steps and a rendered view against 1 device (same global batch and key).
+python tests/multidevice_worker.py ROOT old_layout WORKDIR -> an occupancy run's checkpoint of the old
+layout saved on 2 devices, restored on 4 and on 1: JSON of what came back.
 """
 
 import json
@@ -16,7 +18,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nerf_jax import batching, evaluate, parallel, tasks, train  # noqa: E402
-from tests.conftest import small_fit_config, small_nerf_config  # noqa: E402
+from tests.conftest import save_old_layout, small_fit_config, small_nerf_config  # noqa: E402
 
 def main(root, task_name, microbatches, steps):
   make = small_fit_config if task_name == 'img_fit' else small_nerf_config
@@ -59,5 +61,26 @@ def main(root, task_name, microbatches, steps):
   }))
 
 
+def old_layout(root, workdir):
+  config = small_nerf_config(root, **{'model.sampler': 'occupancy', 'model.box': (-1.5, 1.5),
+                                      'model.grid_resolution': 16, 'model.march_steps': 64,
+                                      'model.march_samples': (8, 48), 'model.march_eval_samples': (16, 64),
+                                      'model.dtype': 'float32'})
+  task = tasks.make_task(config)
+  variables, _ = save_old_layout(config, task, workdir, 3, parallel.make_mesh(jax.devices()[:2]))
+  restored = {}
+  for n in (4, 1):
+    state, _ = train.load_state(config, task, workdir, parallel.make_mesh(jax.devices()[:n]))
+    same = all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(state.variables)),
+                                                    jax.tree_util.tree_leaves(variables)))
+    devices = {len(x.sharding.device_set) for x in jax.tree_util.tree_leaves(state.opt_state)
+               if hasattr(x, 'sharding')}
+    restored[n] = {'step': int(state.step), 'variables_equal': same, 'opt_state_devices': sorted(devices)}
+  print(json.dumps({'devices': jax.device_count(), 'restored': restored}))
+
+
 if __name__ == '__main__':
-  main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+  if sys.argv[2] == 'old_layout':
+    old_layout(sys.argv[1], sys.argv[3])
+  else:
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

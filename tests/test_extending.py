@@ -274,7 +274,7 @@ def test_unknown_names_list_the_choices():
       elif key in ('model.sampler', 'model.camera'):
         config_checks.validate(config)
       else:
-        fields.build_field(config.model)
+        fields.build_field(config.model, fields.FieldScene())
 
 
 def test_a_field_without_what_the_sampler_needs_is_a_config_error(spheres_root):
@@ -313,6 +313,25 @@ def test_a_loss_term_needing_what_the_sampler_does_not_render_is_a_config_error(
                                           r"from the renders, but model.sampler='hierarchical' renders "
                                           r"\['edges'\]"):
       tasks.make_task(config)
+    # A field that gives the extra: the check passes and the term finds it in the renders, per sample.
+    import flax.linen as nn
+
+    class WithGradient(nn.Module):
+      @nn.compact
+      def __call__(self, points, viewdirs, cond=None):
+        raw = nn.Dense(4)(points)
+        return FieldOutput(rgb=jax.nn.sigmoid(raw[..., :3]), density=jax.nn.softplus(raw[..., 3]),
+                           extras={'sdf_gradient': jnp.ones_like(points)})
+
+    fields.FIELDS.register('with_gradient', lambda model_config, encoding, dir_encoding, scene: WithGradient())
+    try:
+      task = tasks.make_task(override(config, **{'model.field': 'with_gradient'}))
+      params, _ = task.init_variables(jax.random.PRNGKey(0))
+      renders = task.model.apply(params, task.init_inputs(), None)
+      samples = config.model.num_coarse + config.model.num_fine
+      assert renders['fine'].extras['sdf_gradient'].shape == (*renders['fine'].rgb.shape[:-1], samples, 3)
+    finally:
+      fields.FIELDS.unregister('with_gradient')
   finally:
     losses.LOSS_TERMS.unregister('eikonal_test')
 

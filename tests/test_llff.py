@@ -330,8 +330,8 @@ def test_density_noise_only_while_training():
   from nerf_jax import fields
   from nerf_jax.samplers.hierarchical import HierarchicalSampler
   config = small_nerf_config('unused', **{'model.num_coarse': 8, 'model.num_fine': 8})
-  build = lambda model_config: HierarchicalSampler.build(config.data, model_config, 2.0, 6.0,
-                                                         lambda: fields.build_field(model_config))
+  build = lambda model_config: HierarchicalSampler.build(
+      config.data, model_config, 2.0, 6.0, lambda: fields.build_field(model_config, fields.FieldScene()))
   plain, noisy = build(config.model), build(override(config, **{'model.density_noise': 1.0}).model)
   rays = camera.image_rays(camera.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
   params = plain.init(jax.random.PRNGKey(0), rays)

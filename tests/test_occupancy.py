@@ -9,7 +9,7 @@ import pytest
 from nerf_jax import camera, occupancy, tasks, train
 from nerf_jax.samplers.occupancy import OccupancySampler
 from nerf_jax.types import FieldOutput
-from tests.conftest import override, small_nerf_config
+from tests.conftest import override, save_old_layout, small_nerf_config
 
 RADIUS, DENSITY = 0.5, 20.0
 
@@ -287,27 +287,9 @@ def test_the_grid_serves_nerfs_mlp_too(fast_config):
   assert float(jnp.abs(grads['params']['fine']['trunk_0']['kernel']).sum()) > 0
 
 
-def _save_old_layout(config, task, workdir, step):
-  """A checkpoint as written before the grid left the params: one tree of variables, the optimiser
-  wrapped to give the grid zero updates (checkpoint._legacy_optimizer). Returns what it saved."""
-  import orbax.checkpoint as ocp
-  from nerf_jax import checkpoint
-  state = train.create_train_state(config, task)
-  variables = jax.tree_util.tree_map(lambda x: np.asarray(x) + 0.5, jax.device_get(state.variables))
-  tx = checkpoint._legacy_optimizer(state.tx, variables)
-  _, opt_state = tx.update(jax.tree_util.tree_map(np.ones_like, variables), tx.init(variables), variables)
-  ckpts = checkpoint.Checkpoints(workdir, config)
-  ckpts.check_config()
-  ckpts.manager.save(step, args=ocp.args.StandardSave({'step': np.int32(step), 'params': variables,
-                                                      'opt_state': opt_state, 'key': state.key}))
-  ckpts.manager.wait_until_finished()
-  ckpts.close()
-  return variables, opt_state
-
-
 def test_checkpoints_of_the_old_layout_evaluate_and_resume(fast_config, tmp_path):
   task = tasks.make_task(fast_config)
-  variables, opt_state = _save_old_layout(fast_config, task, str(tmp_path), 6)
+  variables, opt_state = save_old_layout(fast_config, task, str(tmp_path), 6)
   state, _ = train.load_state(fast_config, task, str(tmp_path))
   assert int(state.step) == 6 and set(state.params) == {'params'} and set(state.model_state) == {'occupancy'}
   for a, b in zip(jax.tree_util.tree_leaves(state.variables), jax.tree_util.tree_leaves(variables)):

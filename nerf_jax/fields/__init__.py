@@ -36,8 +36,9 @@ def build_encoding(model_config, role):
   return ENCODINGS.get(model_config[key.split('.')[1]], key)(model_config, role)
 
 
-def build_field(model_config, scene=FieldScene()):
-  """A new field as model.field names, on its position and direction encodings, for `scene`."""
+def build_field(model_config, scene):
+  """A new field as model.field names, on its position and direction encodings, for `scene`
+  (FieldScene: a per-image code's table is sized by it, so a caller must say)."""
   return FIELDS.get(model_config.field)(model_config, build_encoding(model_config, 'position'),
                                         build_encoding(model_config, 'direction'), scene)
 

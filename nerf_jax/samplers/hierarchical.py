@@ -106,4 +106,4 @@ class HierarchicalSampler(Sampler):
     out = field(points, rays.viewdirs, cond) if raw_noise is None else field(points, rays.viewdirs, cond,
                                                                              raw_noise=raw_noise)
     return rendering.volume_render(out.rgb, out.density, z_vals, rays.directions, far=self.far,
-                                   white_bkgd=self.white_bkgd, background=background)
+                                   white_bkgd=self.white_bkgd, background=background, extras=out.extras)

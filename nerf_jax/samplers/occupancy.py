@@ -40,9 +40,10 @@ def check(config):
   config_rules.in_range(problems, config, 'model.grid_threshold', 0)
   config_rules.positive_ints(problems, config, 'model.march_samples')
   config_rules.positive_ints(problems, config, 'model.march_eval_samples')
-  if m.density_noise > 0 or config.data.ndc:
+  noise = m.get('density_noise', 0.0)  # the hierarchical sampler's key: absent if that plug-in is
+  if noise > 0 or config.data.ndc:
     problems.append(f"model.sampler='occupancy' marches a box in world space: it needs model.density_noise=0 "
-                    f"(got {m.density_noise}) and data.ndc=False (got {config.data.ndc}); or use "
+                    f"(got {noise}) and data.ndc=False (got {config.data.ndc}); or use "
                     f"model.sampler='hierarchical'")
   return problems
 
@@ -69,7 +70,9 @@ class OccupancySampler(Sampler):
   as fit, and marks the others incomplete (RenderResult.complete), so the loss leaves them out.
   Evaluation (keys None) repeats its last stage until no ray is incomplete. The budgets are per call:
   split a batch over devices or microbatches and each part has its share, so which rays fit (and so
-  the update) depends on the split, unlike NeRF's sampler.
+  the update) depends on the split, unlike NeRF's sampler. The field's extras are not carried into the
+  render (its samples are queried in budgeted slots, not per ray): a loss term that needs one is refused
+  before the first step (NerfTask's needs check).
   __call__(rays, keys=None, background=None) -> {'fine': RenderResult}.
   """
   STATE = ('occupancy',)

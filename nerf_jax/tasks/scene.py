@@ -68,7 +68,8 @@ class SceneTask(Task):
     return camera.ndc_rays(rays, self.ndc_intrinsics, NDC_NEAR) if self.data_config.ndc else rays
 
   def image_rays(self, pose, intrinsics, height, width, camera_index=NO_CAMERA):
-    """self.rays through every pixel of one view, flattened: numpy Rays [height * width, 3]."""
+    """self.rays through every pixel of one view, flattened: numpy Rays with fields [height * width, 3]
+    (camera [height * width, 1])."""
     rows, cols = camera.pixel_grid(height, width)
     return _flat(self.rays(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols, camera_index))
 
