@@ -36,8 +36,8 @@ def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece)
 
 
 def to_uint8(image):
-  """float [H, W, C] in [0, 1] -> uint8 [H, W, C]."""
-  return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+  """float [H, W, C] in [0, 1] -> uint8 [H, W, C]; NaN (a diverged run's pixels) as black."""
+  return np.round(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def predict_in_parts(predict, params, inputs, parts):
@@ -102,10 +102,11 @@ class Evaluator:
     """Scores the `views` ([start, stop, step]) of `split`; with out_dir, writes metrics.json and per
     view {name}.png (prediction), {name}_gt_pred.png and the task's extra maps ({name}_depth.png, ...).
 
+    summary['non_finite_views'] names the views whose prediction is not finite (NaN or inf).
     Returns (summary dict, the first view's images for the logs: {'gt_pred': ground truth | prediction,
     uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}).
     """
-    per_view, first = {}, None
+    per_view, first, non_finite = {}, None, []
     out_dir = out_dir if parallel.is_main_process() else None
     seconds, rays = [], 0
     for view in self.task.eval_views(split, views):
@@ -114,6 +115,8 @@ class Evaluator:
       seconds.append(time.perf_counter() - start)
       rays += view.target.shape[0] * view.target.shape[1]
       per_view[view.name] = self.score(outputs['rgb'], view.target)
+      if not np.all(np.isfinite(outputs['rgb'])):
+        non_finite.append(view.name)
       pair = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
       if first is None:
         first = {'gt_pred': pair, **self.task.extra_images(outputs)}
@@ -138,6 +141,8 @@ class Evaluator:
         'rays_per_second': float(rays / len(seconds) / np.median(seconds[1:] or seconds)),
         'devices': self.devices,
         'views': per_view,
+        # Views whose prediction holds NaN or inf: the parameters diverged and the means above are NaN.
+        'non_finite_views': non_finite,
     }
     if out_dir is not None:
       with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:

@@ -283,7 +283,10 @@ def _print(message):
     print(message, flush=True)
 
 
-def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
+def _write_evaluation(evaluator, workdir, state, split, views, writer=None, strict=False):
+  """Scores `state` on `views` of `split`, writes eval/<split>_step<N>/ and prints the figures. A
+  prediction that is not finite is said instead of a NaN PSNR: a warning while training, a
+  CheckpointError (the step, the views, the fix) where `strict` (--mode evaluate)."""
   step = int(state.step)
   out_dir = os.path.join(workdir, 'eval', f'{split}_step{step}')
   start = time.perf_counter()
@@ -294,6 +297,17 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None):
   lpips_text = f', LPIPS {result["lpips"]:.4f}' if 'lpips' in result else ''
   subset = (f' (a subset: views {list(views)} of {result["split_views"]}; all of them with '
             f'--config.eval.views="(0, -1, 1)")' if result['subset'] else '')
+  broken = result['non_finite_views']
+  if broken:
+    shown = ', '.join(broken[:3]) + (', ...' if len(broken) > 3 else '')
+    message = (f'The checkpoint of step {step} renders non-finite colours (NaN or inf) in {len(broken)} of '
+               f'{result["num_views"]} view(s) of {split!r} ({shown}): its parameters have diverged, so '
+               f'PSNR and SSIM mean nothing. Train again with a lower train.lr (or evaluate an earlier '
+               f'checkpoint); metrics.json in {out_dir} lists the views.')
+    if strict:
+      raise CheckpointError(message)
+    _print(f'Warning: {message}')
+    return result
   _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
         f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f}{lpips_text} ({seconds:.1f} s; '
         f'{result["seconds_per_image"]:.2f} s and {result["rays_per_second"]:.0f} rays/s per image).\n'
@@ -334,4 +348,5 @@ def evaluate_checkpoint(config, workdir, mesh=None):
   else:
     _print('LPIPS: not computed (eval.lpips_weights is empty; nerf_jax downloads nothing: README, "LPIPS").')
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh, weights, config.eval.microbatches)
-  return _write_evaluation(evaluator, os.path.abspath(workdir), state, config.eval.split, config.eval.views)
+  return _write_evaluation(evaluator, os.path.abspath(workdir), state, config.eval.split, config.eval.views,
+                           strict=True)

@@ -2,6 +2,7 @@
 middle of a save. Each ends the run promptly with the cause named, and the newest complete checkpoint
 stays restorable."""
 
+import json
 import os
 import shutil
 import signal
@@ -106,6 +107,12 @@ def test_a_nan_right_after_a_checkpoint_keeps_it(spheres_root, tmp_path):
   state = ckpts.restore(train.create_train_state(config, tasks.make_task(config)))
   ckpts.close()
   assert int(state.step) == 1
+  # That checkpoint's huge parameters render NaN: --mode evaluate says so and which step, not 'PSNR nan'.
+  with pytest.raises(errors.CheckpointError, match=r'checkpoint of step 1 renders non-finite colours '
+                                                   r'\(NaN or inf\) in \d+ of \d+ view.*lower train.lr'):
+    train.evaluate_checkpoint(config, str(tmp_path))
+  with open(tmp_path / 'eval' / f'{config.eval.split}_step1' / 'metrics.json') as f:
+    assert json.load(f)['non_finite_views']
 
 
 @pytest.mark.parametrize('moment', ['tmp folder created', 'first file written', 'half a save later'])
