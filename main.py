@@ -11,7 +11,7 @@ from ml_collections import config_flags
 
 import jax
 
-from nerf_jax import checkpoint, checks, config_checks, errors, parallel, tasks, train, video
+from nerf_jax import checkpoint, checks, config_checks, errors, parallel, precision, tasks, train, video
 from nerf_jax import export as export_lib
 
 FLAGS = flags.FLAGS
@@ -73,6 +73,11 @@ def main(argv):
   try:
     parallel.initialize(config.distributed)
     config_checks.validate(config, jax.device_count())  # every mode: nonsense stops before any work
+    # The products' dtype, chosen once here (model.dtype='auto' follows the device, or the run resumed).
+    config.model.dtype, dtype_reason = precision.resolve(config.model.dtype,
+                                                         checkpoint.saved_value(workdir, 'model.dtype'))
+    if FLAGS.mode != 'dataset' and parallel.is_main_process():
+      print(f'model.dtype: {config.model.dtype} ({dtype_reason})', flush=True)
     if FLAGS.mode == 'train':
       train.train_and_evaluate(config, workdir)
     elif FLAGS.mode == 'evaluate':
@@ -87,6 +92,7 @@ def main(argv):
       task = tasks.make_task(config)
       state, source = train.load_state(config, task, workdir, required=False)
       report, problems = checks.check_network(task, state.variables, config, trained=state.params)
+      report['dtype'] = f'{config.model.dtype} ({dtype_reason})'
       _report(f'Network ({source})', report, problems)
   except errors.USER_ERRORS as e:
     sys.exit(f'error: {e}')

@@ -24,7 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import img_fit, lego, lego_cpu, lego_fast_cpu  # noqa: E402
-from nerf_jax import batching, camera, evaluate, fields, parallel, tasks, train  # noqa: E402
+from nerf_jax import batching, camera, evaluate, fields, parallel, precision, tasks, train  # noqa: E402
 from nerf_jax.fields import hashgrid  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
 
@@ -79,9 +79,9 @@ def synthetic_scene(num_views, size):
 
 
 def with_dtype(config, dtype):
-  """config with model.dtype set to `dtype`, or as the config has it when dtype is None."""
-  if dtype is not None:
-    config.model.dtype = dtype
+  """config with model.dtype set to `dtype`, or as the config has it when dtype is None ('auto' resolved
+  for this machine, as main.py does)."""
+  config.model.dtype, _ = precision.resolve(config.model.dtype if dtype is None else dtype)
   return config
 
 

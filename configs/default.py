@@ -47,9 +47,11 @@ def get_config():
   model.dir_encoding = 'frequency'  # nerf: of view directions: fields.ENCODINGS ('sh')
   model.width = 128  # hidden units per layer
   model.depth = 4  # hidden layers
-  # The layers' matrix products: 'float32' or 'bfloat16' (mixed precision: bfloat16 operands, float32
-  # sums; parameters, gradients, encoding and volume rendering stay float32). NeRF configs use bfloat16
-  # (configs/lego.py says why); image fitting stays float32: no faster in bfloat16 on a CPU.
+  # The layers' matrix products: 'float32', 'bfloat16' (mixed precision: bfloat16 operands, float32
+  # sums; parameters, gradients, encoding and volume rendering stay float32) or 'auto': bfloat16 where
+  # the device multiplies it natively (avx512_bf16 / amx_bf16 CPUs, Ampere+ GPUs, TPUs), float32 elsewhere,
+  # said at start-up; a resumed run keeps its dtype. NeRF configs use 'auto' (configs/lego.py says why);
+  # image fitting stays float32: no faster in bfloat16 on a CPU.
   model.dtype = 'float32'
   # nerf: where the field is queried: samplers.SAMPLERS, 'hierarchical' (coarse + fine fields, NeRF) or
   # 'occupancy' (one field at fixed steps through the cells an occupancy grid marks occupied, instant-NGP)

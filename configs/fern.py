@@ -26,7 +26,7 @@ def get_config():
   config.model.num_coarse = 64
   config.model.num_fine = 128
   config.model.density_noise = 1.0  # raw_noise_std
-  config.model.dtype = 'bfloat16'  # configs/lego.py says why; float32 where bfloat16 has no hardware
+  config.model.dtype = 'auto'  # configs/lego.py says why
   config.train.steps = 200_000
   config.train.batch_size = 1024
   config.train.lr = 5e-4

@@ -17,10 +17,11 @@ def get_config():
   config.model.depth = 8
   config.model.num_coarse = 64
   config.model.num_fine = 128
-  # Mixed precision: bfloat16 products, float32 everything else. configs/lego_cpu.py, 4,000 steps on
-  # 2 CPU cores (AVX-512 BF16): 24.15 dB against float32's 24.17 on val views 0, 10, ..., 90, in 17.4
-  # instead of 27.8 minutes. Where bfloat16 has no hardware support, --config.model.dtype=float32.
-  config.model.dtype = 'bfloat16'
+  # Mixed precision where it pays: bfloat16 products, float32 everything else, on a device that multiplies
+  # bfloat16 natively; float32 elsewhere, where emulated bfloat16 is slower (nerf_jax/precision.py; the
+  # start-up line says which and why). configs/lego_cpu.py, 4,000 steps on 2 CPU cores (AVX-512 BF16):
+  # 24.15 dB against float32's 24.17 on val views 0, 10, ..., 90, in 17.4 instead of 27.8 minutes.
+  config.model.dtype = 'auto'
   config.train.steps = 200_000
   config.train.batch_size = 1024
   config.train.microbatches = 1  # on a CPU, 8 (128 rays at a time) is 1.3-1.4x faster, same update

@@ -194,6 +194,16 @@ def _write_json(path, value):
   os.replace(path + '.tmp', path)
 
 
+def saved_value(workdir, key):
+  """The value of dotted `key` in the config.json `workdir`'s run started with, or None (no run there,
+  or a config without the key)."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return flatten(json.load(f)).get(key)
+
+
 def _savable(state):
   """The parts of a TrainState that a checkpoint holds (apply_fn and tx are code, not data)."""
   return {'step': state.step, 'params': state.params, 'model_state': state.model_state,

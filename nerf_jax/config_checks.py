@@ -8,7 +8,7 @@ line, so a user fixes a command in one go.
 
 import re
 
-from nerf_jax import batching, datasets, fields, plugins
+from nerf_jax import batching, datasets, fields, plugins, precision
 from nerf_jax.config_rules import in_range as _range, views as _views
 from nerf_jax.errors import ConfigError
 
@@ -58,8 +58,8 @@ def config_problems(config, num_devices=1):
   if d.near >= d.far:
     p.append(f'data.near={d.near} must be < data.far={d.far} (rays are sampled between them)')
   p += plugins.problems(config)  # unknown names, and the rules of the chosen plug-ins
-  if m.dtype not in fields.COMPUTE_DTYPES:
-    p.append(f'model.dtype={m.dtype!r} must be one of {sorted(fields.COMPUTE_DTYPES)}')
+  if m.dtype not in (*fields.COMPUTE_DTYPES, precision.AUTO):
+    p.append(f'model.dtype={m.dtype!r} must be one of {sorted(fields.COMPUTE_DTYPES) + [precision.AUTO]}')
   bad_formats = [f for f in config.render.formats if f not in RENDER_FORMATS]
   if bad_formats or not config.render.formats:
     p.append(f'render.formats={tuple(config.render.formats)!r} must name some of {RENDER_FORMATS}')

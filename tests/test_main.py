@@ -1,9 +1,11 @@
 """The command line as a user meets it: main.py in a subprocess."""
 
+import json
 import os
 import subprocess
 import sys
 
+from nerf_jax import precision
 from tests.conftest import REPO
 
 
@@ -31,14 +33,27 @@ def test_missing_data_says_how_to_get_it(tmp_path):
 
 
 def test_train_then_evaluate_from_the_command_line(spheres_root, tmp_path):
+  # With model.dtype='auto': the start-up line says what this machine gets and why, config.json keeps
+  # the dtype chosen, and a resumed or evaluated run keeps it even where this machine would pick another.
   common = ['--config', 'configs/demo.py', f'--config.data.root={spheres_root}', f'--workdir={tmp_path}',
-            '--config.train.steps=20', '--config.train.batch_size=512', '--config.model.width=32']
+            '--config.train.steps=20', '--config.train.batch_size=512', '--config.model.width=32',
+            '--config.model.dtype=auto']
   code, out = run_main(*common)
   assert code == 0, out
+  chosen, why = precision.resolve('auto')
+  assert f'model.dtype: {chosen} ({why})' in out, out
   assert 'PSNR' in out and os.path.exists(tmp_path / 'config.json')
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(tmp_path))
+  with open(tmp_path / 'config.json') as f:
+    saved = json.load(f)
+  assert saved['model']['dtype'] == chosen
+  other = {'float32': 'bfloat16', 'bfloat16': 'float32'}[chosen]
+  saved['model']['dtype'] = other  # as if the run had started on a machine that picked the other one
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(saved, f)
   code, out = run_main(*common, '--mode', 'evaluate')
   assert code == 0, out
+  assert f'model.dtype: {other} (the dtype this run started with' in out, out
   assert f'{tmp_path}/eval/train_step20/metrics.json' in out
 
 

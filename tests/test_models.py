@@ -165,5 +165,5 @@ def test_a_rays_samples_depend_only_on_its_own_key():
 
 
 def test_unknown_dtype_is_a_config_error():
-  with pytest.raises(ConfigError, match="model.dtype must be one of \\['bfloat16', 'float32'\\]"):
+  with pytest.raises(ConfigError, match="model.dtype must be one of \\['bfloat16', 'float32', 'auto'\\]"):
     layers.compute_dtype('float16')

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nerf_jax import precision
 from nerf_jax.errors import ConfigError
 
 # config.model.dtype -> the dtype of the layers' matrix products (their operands; they accumulate in
@@ -26,9 +27,13 @@ COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def compute_dtype(name):
-  """The jnp dtype for config.model.dtype, or a ConfigError naming the choices."""
+  """The jnp dtype for config.model.dtype ('auto': as precision.resolve picks for this device; main.py
+  resolves it first, so a run's config.json holds the dtype it used), or a ConfigError naming the
+  choices."""
+  if name == precision.AUTO:
+    name, _ = precision.resolve(name)
   if name not in COMPUTE_DTYPES:
-    raise ConfigError(f'model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {name!r}.')
+    raise ConfigError(f'model.dtype must be one of {sorted(COMPUTE_DTYPES) + [precision.AUTO]}, got {name!r}.')
   return COMPUTE_DTYPES[name]
 
 
