@@ -23,6 +23,7 @@ class CameraModel(nn.Module):
   """
   lr_scale: float = 1.0
 
+
 CAMERA_MODELS = Registry('camera model', 'model.camera')
 CAMERA_MODELS.register('fixed', lambda model_config, num_cameras: None)  # the given poses, nothing learned
 

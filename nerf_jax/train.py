@@ -60,7 +60,8 @@ def train_step(state, batch, *, loss_fn, microbatches=1, axis_name=None):
   part's activations are small enough to stay in the CPU's caches. axis_name: inside shard_map, the
   mesh axis over which gradients and metrics are averaged (each device holding an equal share).
   """
-  grad_fn = jax.value_and_grad(lambda p, b: loss_fn({**p, **state.model_state}, b, state.step), has_aux=True)
+  grad_fn = jax.value_and_grad(lambda p, b: loss_fn({**p, **state.model_state}, b, state.step),
+                               has_aux=True)
   params = state.params
   if axis_name is not None:
     # Mark the replicated parameters as per-device values: then each device's gradient is its own,
