@@ -216,6 +216,12 @@ def hash_traffic(config, samples):
   return samples * m.hash_levels * 8 * m.hash_features * 4
 
 
+def fast_cpu_config(dtype):
+  config = with_dtype(lego_fast_cpu.get_config(), dtype)
+  config.data.random_bkgd = False  # the synthetic images have no alpha; one uniform draw per ray costs nothing
+  return config
+
+
 def bench_nerf_fast_cpu(dtype):
   """configs/lego_fast_cpu.py as it trains: the hash-grid field marched through the occupancy grid.
 
@@ -224,8 +230,7 @@ def bench_nerf_fast_cpu(dtype):
   (every grid_every steps) is inside the timed steps. Random pixels make no grid empty, so this is the
   step's cost, not a training run's steps/s on lego (which the README gives).
   """
-  config = with_dtype(lego_fast_cpu.get_config(), dtype)
-  config.data.random_bkgd = False  # the synthetic images have no alpha; one uniform draw per ray costs nothing
+  config = fast_cpu_config(dtype)
   task = tasks.make_task(config, scene=synthetic_scene(20, 200))
   compile_s, steps_per_s, flops_per_ray = time_training(task, config, min_steps=20)
   samples = config.train.batch_size * sum(config.model.march_samples)
@@ -291,6 +296,7 @@ PROFILED = {
     'nerf_paper': (nerf_paper_config, 400, profile_step.profile_training),
     'eval_cpu': (lego_cpu_config, 100, profile_step.profile_rendering),
     'eval_nerf_paper': (paper_eval_config, 64, profile_step.profile_rendering),
+    'nerf_fast_cpu': (fast_cpu_config, 200, profile_step.profile_training),
 }
 
 

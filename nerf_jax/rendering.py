@@ -2,6 +2,7 @@
 then compositing. NeRF's density fields take the first path, SDF methods (NeuS) the second; both end
 in the same `composite`."""
 
+import jax
 import jax.numpy as jnp
 
 from nerf_jax.types import RenderResult
@@ -62,17 +63,68 @@ def composite(weights, rgb, z_vals, *, white_bkgd, background=None, edges=None, 
   returns RenderResult with rgb [..., 3], depth / acc / disp [...], weights [..., S]
   """
   acc = jnp.sum(weights, axis=-1)
-  weighted_z = jnp.sum(weights * z_vals, axis=-1)
-  colour = jnp.sum(weights[..., None] * rgb, axis=-2)
+  far = z_vals[..., -1] if edges is None else edges[..., -1]
+  colour, depth, disp = _finish(jnp.sum(weights[..., None] * rgb, axis=-2), acc,
+                                jnp.sum(weights * z_vals, axis=-1), far, white_bkgd, background)
+  return RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=weights, z_vals=z_vals,
+                      edges=edges, extras={} if extras is None else dict(extras))
+
+
+def _finish(colour, acc, weighted_z, far, white_bkgd, background):
+  """The ray's colour over its background, its depth and disparity, from its weighted sums.
+
+  colour: float32 [..., 3] sum(w rgb); acc, weighted_z, far: float32 [...] sum(w), sum(w z), the far end
+  returns (colour float32 [..., 3], depth float32 [...], disp float32 [...])
+  """
   if background is not None:
     colour = colour + background * (1.0 - acc[..., None])
   elif white_bkgd:
     colour = colour + (1.0 - acc[..., None])
   disp = acc / jnp.maximum(weighted_z, 1e-10)  # = 1 / (weighted_z / acc), 0 for a ray that hits nothing
-  far = z_vals[..., -1] if edges is None else edges[..., -1]
   depth = jnp.where(acc > 0, weighted_z / jnp.maximum(acc, 1e-10), far)
-  return RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=weights, z_vals=z_vals,
-                      edges=edges, extras={} if extras is None else dict(extras))
+  return colour, depth, disp
+
+
+def weights_from_density_packed(sigma, deltas, ray_ids, before=None):
+  """weights_from_density for samples packed ray after ray (nerfacc's layout): only the samples a
+  sampler queried, not a dense [rays, S] block with zeros where it skipped.
+
+  sigma: float32 [N] >= 0; deltas: float32 [N] each sample's interval in world units; ray_ids: int32
+  [N] each sample's ray, non-decreasing (a ray's samples consecutive, in depth order); before:
+  float32 [N] or None, the optical depth in front of the first sample of each sample's ray (a
+  sampler's earlier stage of samples, all nearer), 0 where None
+  returns weights float32 [N]
+  """
+  optical = sigma * deltas
+  starts = jnp.concatenate([jnp.ones((1,), bool), ray_ids[1:] != ray_ids[:-1]])
+
+  def add_within_ray(a, b):
+    (sum_a, start_a), (sum_b, start_b) = a, b
+    return jnp.where(start_b, sum_b, sum_a + sum_b), start_a | start_b
+
+  # A segmented cumulative sum in log(N) passes, then shifted one sample along its ray: exclusive
+  # without subtracting (inclusive - optical is inf - inf where a density overflowed).
+  inclusive, _ = jax.lax.associative_scan(add_within_ray, (optical, starts))
+  exclusive = jnp.where(starts, 0.0, jnp.concatenate([jnp.zeros_like(optical[:1]), inclusive[:-1]]))
+  if before is not None:
+    exclusive = before + exclusive
+  return (1.0 - jnp.exp(-optical)) * jnp.exp(-exclusive)
+
+
+def composite_packed(weights, rgb, z_vals, ray_ids, *, far, white_bkgd, background=None):
+  """composite for packed samples: each ray's colour, opacity and depth from the samples it has.
+
+  weights, z_vals: float32 [N]; rgb: float32 [N, 3]; ray_ids: int32 [N] in [0, R], R for a padding
+  slot (left out); far: float32 [R] where depth goes for a ray that hits nothing; background as in
+  composite ([R, 3])
+  returns (rgb float32 [R, 3], depth, acc, disp float32 [R])
+  """
+  num_rays = far.shape[0]
+  total = lambda x: jax.ops.segment_sum(x, ray_ids, num_segments=num_rays)
+  acc = total(weights)
+  colour, depth, disp = _finish(total(weights[:, None] * rgb), acc, total(weights * z_vals), far, white_bkgd,
+                                background)
+  return colour, depth, acc, disp
 
 
 def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background=None, extras=None):

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,15 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+# One XLA compilation cache for the session, this process's and the subprocesses' its tests start (the
+# environment carries it): the tests build the same small models again and again, and compiling them
+# was most of a small test's time. A new, empty folder each session, so a run costs what a fresh clone's
+# does and no test sees a stale entry.
+os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='nerf_jax_test_xla_cache_')
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 from configs import default, lego  # noqa: E402
 from nerf_jax.datasets import generated  # noqa: E402

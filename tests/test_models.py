@@ -35,21 +35,24 @@ def test_fresh_model_is_not_dead():
   # every density parameter a gradient, or training never starts.
   model = _nerf()
   rays = _rays()
-  params = model.init(jax.random.PRNGKey(0), rays)
-  coarse, fine = model.apply(params, rays).values()
+  # Jitted: op by op, init and the passes below took 14 s (the pitfall check runs this test twice).
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
+  coarse, fine = jax.jit(model.apply)(params, rays).values()
   assert float(jnp.min(coarse.acc)) > 0.05 and float(jnp.min(fine.acc)) > 0.05
 
-  def loss(p, which):
-    renders = model.apply(p, rays, jax.random.split(jax.random.PRNGKey(1), 64))
-    return jnp.mean((renders[which].rgb - 0.5) ** 2)
+  @jax.jit
+  def grads_of(p):
+    def loss(p, which):
+      renders = model.apply(p, rays, jax.random.split(jax.random.PRNGKey(1), 64))
+      return jnp.mean((renders[which].rgb - 0.5) ** 2)
+    return {which: jax.grad(loss)(p, which)['params'] for which in ('coarse', 'fine')}
 
+  grads = grads_of(params)
   for which in ('coarse', 'fine'):
-    grads = jax.grad(loss)(params, which)['params'][which]
-    assert float(jnp.abs(grads['density']['kernel']).max()) > 0
-    assert float(jnp.abs(grads['trunk_0']['kernel']).max()) > 0
+    assert float(jnp.abs(grads[which][which]['density']['kernel']).max()) > 0
+    assert float(jnp.abs(grads[which][which]['trunk_0']['kernel']).max()) > 0
   # The fine loss does not reach the coarse network: no gradient through the sample positions.
-  grads = jax.grad(loss)(params, 'fine')['params']['coarse']
-  assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree_util.tree_leaves(grads))
+  assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree_util.tree_leaves(grads['fine']['coarse']))
 
 
 def test_paper_architecture_shapes():

@@ -91,3 +91,44 @@ def test_depth_is_the_expected_depth_where_the_ray_ends():
   np.testing.assert_allclose(out.depth, [4.0, 6.0])
   np.testing.assert_allclose(out.disp, [0.5 / 2.0, 0.0])
   np.testing.assert_allclose(out.acc, [0.5, 0.0])
+
+
+def test_packed_rendering_equals_dense_rendering_of_the_same_samples():
+  """The occupancy sampler's training path (packed samples, two stages, the second behind the first
+  on each ray) renders what the dense [R, K] block with zero density in the gaps renders, including
+  where a density overflows to inf."""
+  from nerf_jax import rendering
+  rng = np.random.default_rng(0)
+  rays, steps, step_size = 6, 16, 0.05
+  mask = rng.uniform(size=(rays, steps)) < 0.5
+  mask[0] = False  # a ray with no samples
+  sigma = np.where(mask, rng.uniform(0, 30, (rays, steps)), 0.0).astype(np.float32)
+  sigma[1, np.flatnonzero(mask[1])[:1]] = np.inf
+  rgb = rng.uniform(size=(rays, steps, 3)).astype(np.float32)
+  directions = rng.normal(size=(rays, 3)).astype(np.float32)
+  z = (2.0 + step_size / np.linalg.norm(directions, axis=-1, keepdims=True) * np.arange(steps)).astype(np.float32)
+  far = z[:, -1:] + (z[:, 1:2] - z[:, :1])
+  dense = volume_render(jnp.asarray(rgb), jnp.asarray(sigma), jnp.asarray(z), jnp.asarray(directions),
+                        far=jnp.asarray(far), white_bkgd=True)
+  # Stage 1: each ray's first two samples; stage 2 the rest; flat indices ray * K + step, in ray order.
+  rank = np.cumsum(mask, axis=1) - 1
+  stages = [np.flatnonzero(mask & (rank < 2)), np.flatnonzero(mask & (rank >= 2))]
+  optical = np.zeros(rays, np.float32)
+  weights, order = [], []
+  for index in stages:
+    ray = index // steps
+    tau = sigma.reshape(-1)[index] * step_size
+    weights.append(rendering.weights_from_density_packed(
+        jnp.asarray(sigma.reshape(-1)[index]), jnp.full(index.shape, step_size, jnp.float32), jnp.asarray(ray),
+        jnp.asarray(optical[ray])))
+    np.add.at(optical, ray, tau)
+    order.append(index)
+  index = np.concatenate(order)
+  weights = jnp.concatenate(weights)
+  np.testing.assert_allclose(weights, np.asarray(dense.weights).reshape(-1)[index], atol=1e-6)
+  colour, depth, acc, disp = rendering.composite_packed(
+      weights, jnp.asarray(rgb.reshape(-1, 3)[index]), jnp.asarray(z.reshape(-1)[index]), jnp.asarray(index // steps),
+      far=jnp.asarray(far[:, 0]), white_bkgd=True)
+  for packed, full in ((colour, dense.rgb), (depth, dense.depth), (acc, dense.acc), (disp, dense.disp)):
+    np.testing.assert_allclose(packed, full, rtol=1e-5, atol=1e-6)
+  assert np.all(np.isfinite(np.asarray(weights)))

@@ -100,31 +100,46 @@ def corner_indices_and_weights(x, layout):
   # axis (a sum for direct indexing, an XOR for hashing), its weight multiplies one factor per axis.
   # So each axis's two terms (cell, cell + 1) are computed once, [n, L, 2], and combined by
   # broadcasting to the 2^d corners: d times less integer work than per corner.
-  dense = jnp.asarray(layout.dense)[None, :, None]
-  index, weight = None, None
+  weight = None
   for k in range(d):
-    coords = cell[..., k, None] + jnp.arange(2, dtype=jnp.uint32)  # [n, L, 2]
-    stride = jnp.asarray([(r + 1) ** k for r in layout.resolutions], jnp.uint32)[None, :, None]
-    # Dense levels: x_0 + (N + 1) x_1 + (N + 1)^2 x_2 (exact in uint32 for levels that fit a table);
-    # hashed levels: x_k * prime_k, XORed below (wrapping mod 2^32, as in the paper).
-    term = jnp.where(dense, coords * stride, coords * jnp.uint32(PRIMES[k]))
     factor = jnp.stack([1.0 - frac[..., k], frac[..., k]], axis=-1)  # [n, L, 2]
-    shape = (x.shape[0], num_levels) + (1,) * (d - 1 - k) + (2,) + (1,) * k
-    term, factor = term.reshape(shape), factor.reshape(shape)
+    factor = factor.reshape((x.shape[0], num_levels) + (1,) * (d - 1 - k) + (2,) + (1,) * k)
+    weight = factor if weight is None else weight * factor
+  # Direct-indexed levels are the coarsest ones (resolutions grow): each group of levels combines its
+  # terms one way, with no per-corner select between the two (which cost as much as the gather).
+  num_dense = sum(layout.dense)
+  groups = [(0, num_dense, True), (num_dense, num_levels, False)]
+  index = jnp.concatenate([_corner_index(cell[:, a:b], layout.resolutions[a:b], direct, layout.sizes)
+                           for a, b, direct in groups if b > a], axis=1)
+  weights = weight.reshape(x.shape[0], num_levels, 2 ** d)
+  rows = index.astype(jnp.int32) + jnp.asarray(layout.offsets, jnp.int32)[None, :, None]
+  return rows, weights
+
+
+def _corner_index(cell, resolutions, direct, sizes):
+  """Level-local rows of the 2^d corners of each input's cell, for a group of levels all indexed the
+  same way: uint32 [n, G, 2^d] from cell uint32 [n, G, d] (resolutions: the group's G N_l)."""
+  n, levels, d = cell.shape
+  index = None
+  for k in range(d):
+    coords = cell[..., k, None] + jnp.arange(2, dtype=jnp.uint32)  # [n, G, 2]
+    if direct:  # x_0 + (N + 1) x_1 + (N + 1)^2 x_2, exact in uint32 for levels that fit a table
+      stride = jnp.asarray([(r + 1) ** k for r in resolutions], jnp.uint32)[None, :, None]
+      term = coords * stride
+    else:  # x_k * prime_k, XORed (wrapping mod 2^32, as in the paper)
+      term = coords * jnp.uint32(PRIMES[k])
+    term = term.reshape((n, levels) + (1,) * (d - 1 - k) + (2,) + (1,) * k)
     if index is None:
-      index, weight = term, factor
+      index = term
+    elif direct:
+      index = index + term
     else:
-      index = jnp.where(dense.reshape(1, num_levels, *(1,) * d), index + term, index ^ term)
-      weight = weight * factor
+      index = index ^ term
   # Corner c = (b_{d-1} ... b_0) in binary, bit k its offset along axis k: axis k is the (d-1-k)-th
   # trailing axis above, so a C-order flatten puts corner c at position c.
-  index = index.reshape(x.shape[0], num_levels, 2 ** d)
-  weights = weight.reshape(x.shape[0], num_levels, 2 ** d)
+  index = index.reshape(n, levels, 2 ** d)
   # Hashed levels have exactly 2^table_log2 rows: the modulo is a mask.
-  table_mask = jnp.uint32(max(layout.sizes) - 1)
-  local = jnp.where(dense.reshape(1, num_levels, 1), index, index & table_mask)
-  rows = local.astype(jnp.int32) + jnp.asarray(layout.offsets, jnp.int32)[None, :, None]
-  return rows, weights
+  return index if direct else index & jnp.uint32(max(sizes) - 1)
 
 
 def _interpolate(table, rows, weights):

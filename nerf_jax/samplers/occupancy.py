@@ -6,9 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import config_rules, occupancy, rendering, sampling
+from nerf_jax import config_rules, occupancy, rendering, sampling, types
 from nerf_jax.samplers.base import Sampler
-from nerf_jax.types import Conditioning
 
 KEYS = {
     'model.grid_resolution': (128, "'occupancy' sampler: the grid's cells per side of model.box"),
@@ -136,7 +135,7 @@ class OccupancySampler(Sampler):
     self.variable('occupancy', 'density', lambda: -jnp.ones(cells, jnp.float32))
     bits = self.variable('occupancy', 'bits', lambda: jnp.ones(cells, jnp.float32)).value
     lo, hi = self.box
-    cond = Conditioning.of(rays)
+    cond = types.Conditioning.of(rays)
     origins, directions = rays.origins, rays.directions
     num_rays, steps = origins.shape[0], self.max_steps
     if keys is None:
@@ -148,33 +147,37 @@ class OccupancySampler(Sampler):
     points = sampling.points_along(rays, z_vals)
     cell, _ = occupancy.cell_index(points, lo, hi, self.resolution)
     candidates = valid & (bits[cell] > 0)
-    # Flat [R * K] sample arrays with one extra slot at the end for select_samples' unused entries.
+    # Samples are named by their flat index ray * K + step into [R, K]; pad = R * K names an unused
+    # slot of select_samples', whose ray R is out of range (segment sums drop it).
     pad = num_rays * steps
-    flat_points = jnp.concatenate([points.reshape(-1, 3), jnp.zeros((1, 3), points.dtype)])
-    ray_of = jnp.minimum(jnp.arange(pad + 1) // steps, num_rays - 1)
+    flat_z = z_vals.reshape(-1)
     world_dt = dt * jnp.linalg.norm(directions, axis=-1)  # = step_size, per ray
 
     def query(module, index, state):
-      """The field at the samples `index` (int32 [budget], pad for none), written into the state."""
-      sigma, rgb, taken, optical = state
-      ray = ray_of[index]
-      ray_cond = jax.tree_util.tree_map(lambda x: x[ray], cond)
-      out = module.fine(flat_points[index][:, None, :], rays.viewdirs[ray], ray_cond)
-      sample_rgb, sample_sigma = out.rgb, out.density
-      sample_sigma = jnp.where(index < pad, sample_sigma[:, 0], 0.0)
-      return (sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb[:, 0]),
-              taken.at[index].set(True),
-              optical + jax.ops.segment_sum(sample_sigma * world_dt[ray], ray, num_segments=num_rays))
+      """The field at the samples `index` (int32 [budget], pad for none): their densities float32
+      [budget] (0 for pad), colours float32 [budget, 3] and optical depth in front (float32 [budget],
+      from earlier queries), and the state with them marked taken."""
+      taken, optical = state
+      ray = index // steps
+      safe = jnp.minimum(ray, num_rays - 1)
+      ray_cond = jax.tree_util.tree_map(lambda x: x[safe], cond)
+      z = flat_z[jnp.minimum(index, pad - 1)]
+      points = origins[safe] + z[:, None] * directions[safe]
+      out = module.fine(points[:, None, :], rays.viewdirs[safe], ray_cond)
+      sample_sigma = jnp.where(index < pad, out.density[:, 0], 0.0)
+      before = optical[safe]
+      optical = optical + jax.ops.segment_sum(sample_sigma * world_dt[safe], ray, num_segments=num_rays)
+      return (sample_sigma, out.rgb[:, 0], before), (taken.at[index].set(True), optical)
 
     def remaining(state):
       """bool [R, K]: the candidates not yet queried of the rays still seen through."""
-      _, _, taken, optical = state
+      taken, optical = state
       alive = jnp.exp(-optical) > self.transmittance_floor
       return candidates & ~taken[:-1].reshape(num_rays, steps) & alive[:, None]
 
-    state = (jnp.zeros(pad + 1, jnp.float32), jnp.zeros((pad + 1, 3), jnp.float32),
-             jnp.zeros(pad + 1, bool), jnp.zeros(num_rays, jnp.float32))
+    state = (jnp.zeros(pad + 1, bool), jnp.zeros(num_rays, jnp.float32))
     stages = self.stages if keys is not None else self.eval_stages
+    queried = []  # (index, sigma, rgb) of each stage
     for stage, per_ray in enumerate(stages):
       mask = remaining(state)
       if stage < len(stages) - 1:  # the next candidates of every ray still seen through
@@ -182,28 +185,50 @@ class OccupancySampler(Sampler):
       else:  # the rest of whole rays; a ray that does not fit is left out of the loss
         index, fits = occupancy.select_rays(mask, num_rays * per_ray)
         complete = fits | ~jnp.any(mask, axis=1)
-      state = query(self, index, state)
-    if keys is None:
+      samples, state = query(self, index, state)
+      queried.append((index, *samples))
+    far = (z_vals[:, -1] + dt)[:, None]
+    if keys is not None:
+      # Training renders only the samples queried, packed: the dense [R, K] block with zeros where
+      # the grid skipped cost as much as the field at K = 512 (benchmarks/run.py --profile --only
+      # nerf_fast_cpu). Each stage's samples are in ray order (select_* keep it), and lie behind the
+      # earlier stages' samples of their ray (each stage takes the first candidates left).
+      weights = [rendering.weights_from_density_packed(sigma, world_dt[jnp.minimum(index // steps, num_rays - 1)],
+                                                       index // steps, before)
+                 for index, sigma, _, before in queried]
+      index, _, sample_rgb, _ = (jnp.concatenate(parts) for parts in zip(*queried))
+      weights = jnp.concatenate(weights)
+      colour, depth, acc, disp = rendering.composite_packed(
+          weights, sample_rgb, flat_z[jnp.minimum(index, pad - 1)], index // steps, far=far[:, 0],
+          white_bkgd=self.white_bkgd, background=background)
+      dense_weights = jnp.zeros(pad + 1, jnp.float32).at[index].set(weights)[:-1].reshape(num_rays, steps)
+      result = types.RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=dense_weights,
+                                  z_vals=z_vals, edges=rendering.interval_edges(z_vals, far))
+    else:
       # Evaluation leaves no ray out: the last stage again, on the rays that did not fit, until all
-      # have every sample they need (at most enough rounds to take every candidate).
+      # have every sample they need (at most enough rounds to take every candidate); the samples
+      # are gathered densely, [R, K], as their number is not known before.
       budget, rounds = num_rays * stages[-1], -(-pad // (num_rays * stages[-1])) + 1
+      sigma, rgb = jnp.zeros(pad + 1, jnp.float32), jnp.zeros((pad + 1, 3), jnp.float32)
+      for index, sample_sigma, sample_rgb, _ in queried:
+        sigma, rgb = sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb)
 
       def more(module, carry):
-        state, complete, round_ = carry
-        del module, state
-        return jnp.logical_and(~jnp.all(complete), round_ < rounds)
+        del module
+        return jnp.logical_and(~jnp.all(carry[1]), carry[2] < rounds)
 
       def again(module, carry):
-        state, _, round_ = carry
+        (state, sigma, rgb), _, round_ = carry
         mask = remaining(state)
         index, fits = occupancy.select_rays(mask, budget)
-        return query(module, index, state), fits | ~jnp.any(mask, axis=1), round_ + 1
+        (sample_sigma, sample_rgb, _), state = query(module, index, state)
+        dense = (state, sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb))
+        return dense, fits | ~jnp.any(mask, axis=1), round_ + 1
 
-      state, complete, _ = nn.while_loop(more, again, self, (state, complete, jnp.int32(0)))
-    sigma, rgb, _, _ = state
-    far = (z_vals[:, -1] + dt)[:, None]
-    result = rendering.volume_render(rgb[:-1].reshape(num_rays, steps, 3), sigma[:-1].reshape(num_rays, steps),
-                                     z_vals, directions, far=far, white_bkgd=self.white_bkgd,
-                                     background=background)
+      (_, sigma, rgb), complete, _ = nn.while_loop(more, again, self, ((state, sigma, rgb), complete,
+                                                                       jnp.int32(0)))
+      result = rendering.volume_render(rgb[:-1].reshape(num_rays, steps, 3), sigma[:-1].reshape(num_rays, steps),
+                                       z_vals, directions, far=far, white_bkgd=self.white_bkgd,
+                                       background=background)
     result = result.replace(complete=complete)
     return {'fine': jax.tree_util.tree_map(lambda x: x.reshape(*batch_shape, *x.shape[1:]), result)}
