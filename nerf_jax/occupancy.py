@@ -6,7 +6,7 @@ anything: its opacity over one marching step, density * step_size, above min(thr
 the cells seen). Rays march at a fixed step through the box; only the steps whose cell is occupied
 are given to the field, at most a fixed number per batch (static shapes, so one compilation), the
 first ones along each ray first; rendering then composites the fixed-step samples as usual, with
-density 0 at every step that was skipped.
+density 0 at every step that was skipped (in training, only the queried ones, packed: the same sums).
 """
 
 import jax

@@ -21,7 +21,7 @@ def test_nerf_flops_match_the_layer_formula():
   # NerfMLP of tests/test_models.py: width 32, depth 4, skip after layer 3, view branch 16, 6 position
   # and 2 direction frequencies; 16 coarse samples, and the fine field on 16 + 16.
   model, rays = _nerf(), _rays(8)
-  params = model.init(jax.random.PRNGKey(0), rays)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
   pos, dirs, width, view = 3 * (1 + 2 * 6), 3 * (1 + 2 * 2), 32, 16
   per_sample, fan_in = 0, pos
   for i in range(4):

@@ -59,11 +59,11 @@ def test_paper_architecture_shapes():
   # width 256, depth 8, skip after the fifth layer, view branch 128, 10 and 4 frequencies
   mlp = NerfMLP(encoding=FrequencyEncoding(10), dir_encoding=FrequencyEncoding(4))
   points = jnp.zeros((2, 5, 3))
-  params = mlp.init(jax.random.PRNGKey(0), points, jnp.zeros((2, 3)))['params']
+  params = jax.jit(mlp.init)(jax.random.PRNGKey(0), points, jnp.zeros((2, 3)))['params']
   assert params['trunk_0']['kernel'].shape == (63, 256)
   assert params['trunk_5']['kernel'].shape == (256 + 63, 256)  # the skip feeds the sixth layer
   assert params['view_dirs']['kernel'].shape == (27, 128)
-  out = mlp.apply({'params': params}, points, jnp.zeros((2, 3)))
+  out = jax.jit(mlp.apply)({'params': params}, points, jnp.zeros((2, 3)))
   rgb, sigma = out.rgb, out.density
   assert rgb.shape == (2, 5, 3) and sigma.shape == (2, 5) and np.all(np.asarray(sigma) > 0)
 
@@ -73,12 +73,12 @@ def test_split_view_layer_equals_the_concatenated_layer():
   points = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 3))
   dirs = jax.random.normal(jax.random.PRNGKey(1), (3, 3))
   dirs = dirs / jnp.linalg.norm(dirs, axis=-1, keepdims=True)
-  p = mlp.init(jax.random.PRNGKey(2), points, dirs)['params']
-  rgb = mlp.apply({'params': p}, points, dirs).rgb
+  p = jax.jit(mlp.init)(jax.random.PRNGKey(2), points, dirs)['params']
+  rgb = jax.jit(mlp.apply)({'params': p}, points, dirs).rgb
   # Recompute the colour branch as Dense(concat(features, encoded direction)).
   from nerf_jax.encoding import frequency_encoding
-  _, inter = mlp.apply({'params': p}, points, dirs, capture_intermediates=True,
-                       mutable=['intermediates'])
+  _, inter = jax.jit(lambda p: mlp.apply({'params': p}, points, dirs, capture_intermediates=True,
+                                         mutable=['intermediates']))(p)
   features = layers.features_last(inter['intermediates']['features']['__call__'][0], (3, 4))
   enc = jnp.broadcast_to(frequency_encoding(dirs, 2)[:, None], (3, 4, 15))
   kernel = jnp.concatenate([p['view_features']['kernel'], p['view_dirs']['kernel']], axis=0)
@@ -92,13 +92,13 @@ def test_bfloat16_products_keep_float32_params_outputs_and_gradients():
   results = {}
   for dtype in (jnp.float32, jnp.bfloat16):
     model = _nerf(dtype)
-    params = model.init(jax.random.PRNGKey(0), rays)  # same key: the same float32 parameters
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), rays)  # same key: the same float32 parameters
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
-    fine = model.apply(params, rays)['fine']
+    fine = jax.jit(model.apply)(params, rays)['fine']
     assert fine.rgb.dtype == jnp.float32 and fine.depth.dtype == jnp.float32
     keys = jax.random.split(jax.random.PRNGKey(1), 64)
     loss = lambda p: jnp.mean((model.apply(p, rays, keys)['fine'].rgb - 0.5) ** 2)
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
                for g in jax.tree_util.tree_leaves(grads))
     hlo = jax.jit(model.apply).lower(params, rays).as_text()
@@ -142,7 +142,7 @@ def test_every_big_product_contracts_its_left_operands_last_axis(dtype):
                 skip=2, width_view=64, dtype=dtype)
   points = jax.random.normal(jax.random.PRNGKey(0), (32, 96, 3))
   dirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (32, 1))
-  params = mlp.init(jax.random.PRNGKey(1), points, dirs)
+  params = jax.jit(mlp.init)(jax.random.PRNGKey(1), points, dirs)
   loss = lambda p: sum(jnp.sum(jnp.sin(out)) for out in jax.tree_util.tree_leaves(mlp.apply(p, points, dirs)))
   hlo = jax.jit(jax.grad(loss)).lower(params).compile().as_text()
   dots = re.findall(r'= \w+\[(\d+),(\d+)\]\S* dot\(.*lhs_contracting_dims=\{(\d)\}', hlo)
@@ -155,15 +155,16 @@ def test_a_rays_samples_depend_only_on_its_own_key():
   # One key per ray: rendering a batch, or each half of it, gives every ray the same result.
   model = _nerf()
   rays = _rays()
-  params = model.init(jax.random.PRNGKey(0), rays)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
+  apply = jax.jit(model.apply)
   keys = jax.random.split(jax.random.PRNGKey(3), 64)
-  whole = model.apply(params, rays, keys)['fine']
+  whole = apply(params, rays, keys)['fine']
   half = lambda tree, s: jax.tree_util.tree_map(lambda x: x[s], tree)
-  parts = [model.apply(params, half(rays, s), keys[s])['fine'] for s in (slice(0, 32), slice(32, 64))]
+  parts = [apply(params, half(rays, s), keys[s])['fine'] for s in (slice(0, 32), slice(32, 64))]
   np.testing.assert_allclose(np.concatenate([p.rgb for p in parts]), whole.rgb, atol=1e-6)
   np.testing.assert_allclose(np.concatenate([p.depth for p in parts]), whole.depth, atol=1e-5)
   # ... and the jitter is real: other keys, other depths.
-  other = model.apply(params, rays, jax.random.split(jax.random.PRNGKey(4), 64))['fine']
+  other = apply(params, rays, jax.random.split(jax.random.PRNGKey(4), 64))['fine']
   assert float(jnp.abs(other.depth - whole.depth).max()) > 1e-3
 
 

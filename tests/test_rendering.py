@@ -118,7 +118,7 @@ def test_packed_rendering_equals_dense_rendering_of_the_same_samples():
   for index in stages:
     ray = index // steps
     tau = sigma.reshape(-1)[index] * step_size
-    weights.append(rendering.weights_from_density_packed(
+    weights.append(jax.jit(rendering.weights_from_density_packed)(
         jnp.asarray(sigma.reshape(-1)[index]), jnp.full(index.shape, step_size, jnp.float32), jnp.asarray(ray),
         jnp.asarray(optical[ray])))
     np.add.at(optical, ray, tau)
@@ -126,7 +126,8 @@ def test_packed_rendering_equals_dense_rendering_of_the_same_samples():
   index = np.concatenate(order)
   weights = jnp.concatenate(weights)
   np.testing.assert_allclose(weights, np.asarray(dense.weights).reshape(-1)[index], atol=1e-6)
-  colour, depth, acc, disp = rendering.composite_packed(
+  composite = jax.jit(rendering.composite_packed, static_argnames='white_bkgd')
+  colour, depth, acc, disp = composite(
       weights, jnp.asarray(rgb.reshape(-1, 3)[index]), jnp.asarray(z.reshape(-1)[index]), jnp.asarray(index // steps),
       far=jnp.asarray(far[:, 0]), white_bkgd=True)
   for packed, full in ((colour, dense.rgb), (depth, dense.depth), (acc, dense.acc), (disp, dense.disp)):
