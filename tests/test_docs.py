@@ -167,3 +167,12 @@ def test_the_checks_catch_what_they_should():
                'eval.chunk', 'tests/test_sampling.py::test_no_gradient_through_sample_positions',
                'jax.random.split', 'metrics.json', 'types.Rays'):
     assert reference_problem(span) is None, span
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+  # CI must run what the README tells a user to run (the whole suite, on the same workers).
+  readme = [' '.join(c) for c in shell_commands(_read('README.md')) if c[1:3] == ['-m', 'pytest'] and
+            c[-1] == 'tests']
+  with open(os.path.join(REPO, '.ci', 'run')) as f:
+    ci = [line.strip() for line in f if 'pytest' in line and not line.lstrip().startswith('#')]
+  assert len(readme) == 1 and ci == readme, (readme, ci)
