@@ -2,6 +2,8 @@
 
 python main.py --config configs/fern_cpu.py --config.data.root=../shared/data/nerf_llff_data
 python main.py --config configs/fern_cpu.py --config.data.root=../shared/data/nerf_llff_data --mode evaluate
+2026-12-03, as shipped ('auto': float32 on a 2-core AVX-512F VM without native bfloat16): 18 min 6 s for
+the first command (training and the final evaluation), 22.53 dB PSNR / 0.622 SSIM on test views 0, 8, 16.
 """
 
 from configs import fern
