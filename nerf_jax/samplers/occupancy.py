@@ -177,7 +177,7 @@ class OccupancySampler(Sampler):
 
     state = (jnp.zeros(pad + 1, bool), jnp.zeros(num_rays, jnp.float32))
     stages = self.stages if keys is not None else self.eval_stages
-    queried = []  # (index, sigma, rgb) of each stage
+    queried = []  # (index, sigma, rgb, optical depth in front) of each stage
     for stage, per_ray in enumerate(stages):
       mask = remaining(state)
       if stage < len(stages) - 1:  # the next candidates of every ray still seen through
