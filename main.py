@@ -15,7 +15,7 @@ from nerf_jax import checkpoint, checks, config_checks, errors, parallel, precis
 from nerf_jax import export as export_lib
 
 FLAGS = flags.FLAGS
-MODES = ['train', 'evaluate', 'render', 'dataset', 'network', 'mesh', 'pointcloud']
+MODES = ['train', 'evaluate', 'render', 'dataset', 'network', 'mesh', 'pointcloud', 'view']
 
 
 def define_flags(flag_values, argv=None):
@@ -30,7 +30,8 @@ def define_flags(flag_values, argv=None):
   flags.DEFINE_enum('mode', 'train', MODES,
                     'train (then evaluate); evaluate the latest checkpoint; render an orbit (or '
                     'render.camera_path) video from it; check and draw the dataset; check the network '
-                    '(initialised, or the checkpoint); export a mesh or a point cloud from it.',
+                    '(initialised, or the checkpoint); export a mesh or a point cloud from it; view it '
+                    'in the browser (config.view).',
                     flag_values=flag_values)
   flags.mark_flags_as_required(['config'], flag_values=flag_values)
 
@@ -82,6 +83,8 @@ def main(argv):
       train.train_and_evaluate(config, workdir)
     elif FLAGS.mode == 'evaluate':
       train.evaluate_checkpoint(config, workdir)
+    elif FLAGS.mode == 'view':
+      view(config, workdir)
     elif FLAGS.mode in ('render', 'mesh', 'pointcloud'):
       export(FLAGS.mode, config, workdir)
     elif FLAGS.mode == 'dataset':
@@ -115,6 +118,34 @@ def export(mode, config, workdir):
     paths, report = export_lib.extract_point_cloud(task, state.variables, config, out_dir)
   print(f'{mode} from the {source}:' + ''.join(f'\n  {k}: {v}' for k, v in report.items())
         + '\nWrote:\n  ' + '\n  '.join(paths))
+
+
+def view(config, workdir):
+  """--mode view: serves the workdir's latest checkpoint in the browser, and each newer one as a run
+  still training saves it, until view.exit_after_s or Ctrl+C."""
+  from nerf_jax import viewer as viewer_lib  # the optional extra: imported only when asked for
+  viewer_lib.require_viser()
+  checkpoint.require_run(workdir)
+  task = tasks.make_task(config)
+  state, source = train.load_state(config, task, workdir)
+  current = {'state': state}
+
+  def latest():
+    ckpts = checkpoint.Checkpoints(workdir, config, create=False)
+    try:
+      step = ckpts.latest_step()
+      if step is not None and step != int(current['state'].step):
+        current['state'] = ckpts.restore(current['state'], step)
+        print(f'Viewer: now showing the checkpoint of step {step}.', flush=True)
+    finally:
+      ckpts.close()
+    return current['state'].variables, int(current['state'].step)
+
+  viewer = viewer_lib.Viewer(task, config.view, workdir, config.render)
+  print(f'Viewer of the {source}: {viewer.url} (Ctrl+C stops it'
+        + (f'; it stops by itself after {config.view.exit_after_s:g} s' if config.view.exit_after_s else '')
+        + ').', flush=True)
+  viewer.serve(latest)
 
 
 def _report(title, report, problems, footer=''):

@@ -79,6 +79,9 @@ def get_config():
   train.checkpoint_every = 1000  # steps between checkpoints (and at the end)
   train.keep_checkpoints = 3  # the newest checkpoints kept; older ones are removed as new ones land
   train.resume = True  # continue from the workdir's latest checkpoint (False: refuse if one exists)
+  # Serve the live viewer (config.view, optional extra requirements-viewer.txt) while training: the
+  # browser sees the scene as it learns; the training's numbers are the same with it as without
+  train.viewer = False
   train.precrop_steps = 0  # nerf: the first steps draw rays from the central crop only
   train.precrop_frac = 0.5  # nerf: the crop's share of each side
   # The optimiser (optim.make_optimizer): clipping -> name -> weight decay -> the learning rate.
@@ -122,6 +125,25 @@ def get_config():
   # A camera path file (docs/conventions.md) to render instead of the orbit; --mode render writes the
   # path it renders as <name>.json beside the videos, to edit and render again.
   config.render.camera_path = ''
+
+  # The browser viewer (viser): --mode view serves a workdir's latest checkpoint, train.viewer=True the
+  # run as it trains. Optional extra: pip install -r requirements-viewer.txt. README, "The viewer".
+  config.view = view = ml_collections.ConfigDict()
+  view.host = '127.0.0.1'  # the address it listens on: this machine only (README: SSH port forwarding)
+  view.port = 7007  # http://<host>:<port>/ (nerfstudio's port); one already in use is an error
+  # Long sides (px) of the frames rendered from the browser's camera: the first while it moves, then each
+  # in turn while it rests; a fixed set, so nothing compiles after the first frame of each size
+  view.resolutions = (48, 96, 128)
+  view.rest_s = 0.15  # seconds the camera must rest before a frame larger than the first is rendered
+  view.refresh_s = 1.0  # while training: seconds between frames of a resting camera (as the scene learns)
+  view.chunk = 2048  # rays per call: between two training steps the viewer renders at most one chunk
+  view.train_util = 0.85  # while training: the share of the time left to training (nerfstudio's default)
+  view.jpeg_quality = 80  # of the frames sent to the browser
+  view.cameras = True  # draw the training cameras, with their images (the page's checkbox toggles them)
+  view.thumbnail = 64  # long side (px) of the training images shown on their camera frustums
+  view.max_cameras = 300  # frustums drawn at most (evenly chosen among the training cameras)
+  view.reload_s = 5.0  # --mode view: seconds between looks for a newer checkpoint (a run still training)
+  view.exit_after_s = 0.0  # stop serving after this many seconds (scripts, tests); 0: until Ctrl+C
 
   config.mesh = ml_collections.ConfigDict()  # --mode mesh: marching cubes on the field's density
   config.mesh.resolution = 256  # grid points along each side of the box

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from nerf_jax.datasets import colmap_model
 from nerf_jax.errors import ConfigError
 
 
@@ -70,3 +71,30 @@ def read(path):
     intrinsics.append(k)
   return CameraPath(np.stack(poses), np.stack(intrinsics), int(data['height']), int(data['width']),
                     float(data['fps']), name=os.path.splitext(os.path.basename(path))[0])
+
+
+def interpolate(keyframes, num_frames):
+  """`num_frames` poses through the keyframes in order, evenly spaced in keyframe time: centres along
+  straight lines, rotations along great arcs (quaternion slerp), the first and last frames exactly the
+  first and last keyframes (the viewer's camera-path panel).
+
+  keyframes: float [K, 4, 4] camera-to-world, K >= 1 -> float32 [num_frames, 4, 4]
+  """
+  keyframes = np.asarray(keyframes, np.float64)
+  if len(keyframes) == 1 or num_frames == 1:
+    return np.repeat(keyframes[:1], num_frames, axis=0).astype(np.float32)
+  quats = [colmap_model.rotmat_to_qvec(k[:3, :3]) for k in keyframes]
+  poses = []
+  for u in np.linspace(0.0, len(keyframes) - 1, num_frames):
+    i = min(int(u), len(keyframes) - 2)
+    f = u - i
+    q0, q1 = quats[i], quats[i + 1]
+    if np.dot(q0, q1) < 0:  # the shorter of the two arcs between the same rotations
+      q1 = -q1
+    angle = np.arccos(np.clip(np.dot(q0, q1), -1.0, 1.0))
+    q = q0 if angle < 1e-8 else (np.sin((1 - f) * angle) * q0 + np.sin(f * angle) * q1) / np.sin(angle)
+    pose = np.eye(4)
+    pose[:3, :3] = colmap_model.qvec_to_rotmat(q)
+    pose[:3, 3] = (1 - f) * keyframes[i, :3, 3] + f * keyframes[i + 1, :3, 3]
+    poses.append(pose)
+  return np.stack(poses).astype(np.float32)

@@ -71,6 +71,20 @@ def config_problems(config, num_devices=1):
   if box and (len(box) != 6 or not all(box[i] < box[i + 3] for i in range(3))):
     p.append(f'mesh.box={tuple(box)!r} must be empty or (xmin, ymin, zmin, xmax, ymax, zmax) with each min < max')
   _views(p, 'pointcloud.views', config.pointcloud.views)
+  v = config.view
+  _range(p, config, 'view.port', 1, 65535, integer=True)
+  for key in ('view.chunk', 'view.thumbnail', 'view.max_cameras'):
+    _range(p, config, key, 1, integer=True)
+  _range(p, config, 'view.jpeg_quality', 1, 100, integer=True)
+  _range(p, config, 'view.train_util', 0, 1, low_open=True, high_open=True)
+  for key in ('view.rest_s', 'view.refresh_s', 'view.reload_s', 'view.exit_after_s'):
+    _range(p, config, key, 0)
+  if not v.resolutions or any(not isinstance(r, int) or r < 8 for r in v.resolutions) or list(
+      v.resolutions) != sorted(v.resolutions):
+    p.append(f'view.resolutions={tuple(v.resolutions)!r} must be increasing long sides of at least 8 px, '
+             f'e.g. (48, 96, 128)')
+  if (t.viewer or v.exit_after_s) and config.distributed.num_processes > 1:
+    p.append('the viewer runs in one process; with distributed.num_processes > 1 set train.viewer=False')
   _views(p, 'eval.views', e.views)
   _views(p, 'eval.train_views', e.train_views)
   for group in t.optimizer.groups:

@@ -12,10 +12,24 @@ import numpy as np
 from nerf_jax import batching, lpips, metrics, parallel
 
 
+def chunk_rows(inputs, start, chunk):
+  """Rows [start, start + chunk) of `inputs` (pytree of arrays [n, ...]) as numpy, the last chunk padded
+  to full size by repeating row 0 (so a predict of `chunk` rows compiles once whatever n is).
+
+  returns (pytree of numpy [chunk, ...], how many rows are real)
+  """
+  piece = jax.tree_util.tree_map(lambda x: np.asarray(x[start:start + chunk]), inputs)
+  size = jax.tree_util.tree_leaves(piece)[0].shape[0]
+  if size < chunk:
+    piece = jax.tree_util.tree_map(
+        lambda x: np.concatenate([x, np.repeat(x[:1], chunk - size, axis=0)]), piece)
+  return piece, size
+
+
 def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece):
   """Runs `predict(params, place(chunk_inputs))` over `inputs` in chunks of exactly `chunk` rows.
 
-  The last chunk is padded to full size (repeating row 0), so `predict` compiles once whatever the
+  The last chunk is padded to full size (chunk_rows), so `predict` compiles once whatever the
   image size; only the chunk's results travel back to the host, so memory follows the chunk, not the
   image.
   inputs: pytree of arrays [n, ...]; predict: jitted fn -> pytree of [chunk, ...]
@@ -25,11 +39,7 @@ def predict_in_chunks(predict, params, inputs, chunk, place=lambda piece: piece)
   n = jax.tree_util.tree_leaves(inputs)[0].shape[0]
   outputs = []
   for start in range(0, n, chunk):
-    piece = jax.tree_util.tree_map(lambda x: np.asarray(x[start:start + chunk]), inputs)
-    size = jax.tree_util.tree_leaves(piece)[0].shape[0]
-    if size < chunk:
-      piece = jax.tree_util.tree_map(
-          lambda x: np.concatenate([x, np.repeat(x[:1], chunk - size, axis=0)]), piece)
+    piece, size = chunk_rows(inputs, start, chunk)
     result = jax.device_get(predict(params, place(piece)))
     outputs.append(jax.tree_util.tree_map(lambda x: x[:size], result))
   return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outputs)
@@ -82,6 +92,12 @@ class Evaluator:
   def predict(self, params, inputs):
     """Model outputs for inputs (pytree of [n, ...]), computed chunk by chunk: numpy {name: [n, ...]}."""
     return predict_in_chunks(self._predict, params, inputs, self.chunk, self._place)
+
+  def predict_chunk(self, params, inputs, start):
+    """Model outputs for the one chunk of `inputs` that starts at row `start` (the live viewer renders a
+    frame a chunk at a time, between training steps): numpy {name: [rows, ...]}, rows <= chunk."""
+    piece, size = chunk_rows(inputs, start, self.chunk)
+    return jax.tree_util.tree_map(lambda x: x[:size], jax.device_get(self._predict(params, self._place(piece))))
 
   def render(self, params, view):
     """Model outputs for every pixel of `view`, each reshaped to [H, W, ...]."""

@@ -206,17 +206,25 @@ def train_and_evaluate(config, workdir, mesh=None):
     ckpts.close()
     return state
 
+  viewer = None
+  if config.train.viewer and parallel.is_main_process():
+    from nerf_jax import viewer as viewer_lib  # the optional extra: imported only when asked for
+    viewer = viewer_lib.Viewer(task, config.view, ckpts.workdir, config.render, mesh, training=True)
+    _print(f'Viewer: {viewer.url} (it takes at most {1 - config.view.train_util:.0%} of the time).')
   writer = summary.Summary(ckpts.workdir)
   progress = progress_lib.Progress(steps, start, desc='train', enabled=parallel.is_main_process(),
                                    every_s=config.train.progress_every_s)
   try:
-    state = _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh)
+    state = _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh,
+                        viewer)
   except BaseException:
     writer.close()
     raise
   finally:  # whatever ends the loop, no file, thread or bar is left open (a run must exit, not hang)
     progress.close()
     ckpts.close()
+    if viewer is not None:
+      viewer.close()
   # The quick look used during training, on disk: the full protocol is --mode evaluate.
   _write_evaluation(evaluator, ckpts.workdir, state, config.eval.train_split, config.eval.train_views,
                     writer)
@@ -224,8 +232,9 @@ def train_and_evaluate(config, workdir, mesh=None):
   return state
 
 
-def _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh):
-  """Steps from state.step to train.steps with logs, evaluations and checkpoints; returns the state."""
+def _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, progress, mesh, viewer=None):
+  """Steps from state.step to train.steps with logs, evaluations and checkpoints; returns the state.
+  viewer: a viewer.Viewer given a chunk of rendering between steps (it only reads the variables)."""
   steps = config.train.steps
   schedule = optim.learning_rate_schedule(config.train)
   data = parallel.put(task.train_data(), parallel.replicated(mesh))
@@ -255,6 +264,10 @@ def _train_loop(config, task, plan, iteration, evaluator, state, ckpts, writer, 
             warned.add(name)
             _print(f'\nWARNING: {message}')
         progress.note(loss=f'{metrics["loss"]:.4g}', psnr=f'{metrics.get("psnr", float("nan")):.2f}')
+        if viewer is not None:
+          viewer.set_stats(step, metrics)
+      if viewer is not None:
+        viewer.poll(state.variables, step)
       signum = stop.pending()
       if step % config.train.checkpoint_every == 0 or step == steps or signum:
         _check_finite(jax.device_get(metrics), step, ckpts, state.variables)  # never save NaN parameters

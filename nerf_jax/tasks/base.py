@@ -45,6 +45,10 @@ class Task(abc.ABC):
   """
   name: str = 'task'
   item: str = 'item'
+  # Whether the task learns a scene seen by posed cameras (then it has `scene`, its training
+  # datasets.SceneSplit, and renders any pose through view_from_pose): the viewer draws the cameras and
+  # renders from the browser's; a task without shows its first view beside the fit.
+  has_cameras: bool = False
   train_split: str = 'train'  # the split train_data comes from (subclasses set it from data.split)
   model: Any  # a flax.linen.Module; its apply is what the TrainState holds
 

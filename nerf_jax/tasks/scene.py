@@ -37,6 +37,7 @@ class SceneTask(Task):
   Subclasses build self.model and implement loss and predict; batch_rays gives the loss its rays.
   """
   item = 'ray'
+  has_cameras = True
 
   def __init__(self, data_config, model_config, loss_config, scene=None):
     del loss_config
