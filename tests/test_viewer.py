@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, override, small_nerf_config
+from tests.conftest import REPO, override, small_fit_config, small_nerf_config
 
 viser = pytest.importorskip('viser', reason='the viewer extra is not installed: pip install -r '
                             'requirements-viewer.txt (CI installs it)')
@@ -29,6 +29,7 @@ from viser import _messages, transforms  # noqa: E402
 
 from nerf_jax import camera_path, evaluate, tasks, train, viewer  # noqa: E402
 from nerf_jax.errors import ConfigError  # noqa: E402
+from docs import viewer_screenshot  # noqa: E402
 
 
 def free_port():
@@ -163,6 +164,27 @@ def test_a_client_receives_the_render_of_its_camera_at_each_size(trained):
   assert frames[2].std() > 10  # the spheres, not a blank frame
 
 
+def test_image_fitting_shows_its_image_beside_the_fit(spheres_root, tmp_path):
+  config = view_config(small_fit_config(spheres_root), exit_after_s=60.0)
+  task = tasks.make_task(config)
+  state = train.create_train_state(config, task)
+  v = viewer.Viewer(task, config.view, str(tmp_path), config.render)
+  frames = []
+  client = threading.Thread(target=run_client, args=(config.view.port, camera_message(np.eye(4), 0.7, 300, 400),
+                                                     frames, 40.0, False, 1))
+  client.start()
+  server = threading.Thread(target=v.serve, args=(lambda: (state.variables, 0),))
+  server.start()
+  client.join()
+  v.close()
+  server.join(10)
+  height, width = task.image.shape[:2]  # the image | the fit, on white to the browser's 4:3
+  assert frames and frames[0].shape == (round(2 * width * 3 / 4), 2 * width, 3)
+  top = (frames[0].shape[0] - height) // 2
+  target = evaluate.to_uint8(task.image).astype(float)
+  assert np.abs(frames[0][top:top + height, :width].astype(float) - target).mean() < 6.0
+
+
 def test_training_is_unchanged_by_ten_clients_and_one_that_leaves(spheres_root, tmp_path):
   config = small_nerf_config(spheres_root, **{'train.steps': 40, 'train.checkpoint_every': 40,
                                               'train.lr_decay_steps': 40, 'train.log_every': 10})
@@ -228,7 +250,7 @@ def test_mode_view_in_a_real_headless_chromium(tmp_path):
           f'--workdir={tmp_path / "run"}', f'--config.data.root={tmp_path}']
   subprocess.run(base + ['--config.train.steps=100'], check=True, cwd=tmp_path, capture_output=True)
   served = subprocess.Popen(base + ['--mode', 'view', f'--config.view.port={port}',
-                                    '--config.view.exit_after_s=45', '--config.view.cameras=False'],
+                                    '--config.view.exit_after_s=50', '--config.view.cameras=False'],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.monotonic() + 60
@@ -240,22 +262,34 @@ def test_mode_view_in_a_real_headless_chromium(tmp_path):
       except OSError:
         assert served.poll() is None and time.monotonic() < deadline, served.stdout.read()
         time.sleep(0.5)
+    # Screenshots until the render shows (at most 40 s: the first frame compiles, on a loaded machine).
     shot = os.environ.get('NERF_JAX_VIEWER_SHOT', str(tmp_path / 'shot.png'))  # where to keep it
-    subprocess.run([CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                    f'--user-data-dir={tmp_path / "chromium"}', '--use-angle=swiftshader',
-                    '--enable-unsafe-swiftshader', '--window-size=800,600', '--virtual-time-budget=30000',
-                    f'--screenshot={shot}', f'http://127.0.0.1:{port}/'],
-                   check=True, capture_output=True, timeout=120)
-    image = iio.imread(shot)[..., :3].astype(float)
+
+    async def until_rendered(ws_url):
+      deadline = time.monotonic() + 40
+      pages = viewer_screenshot.screenshots(ws_url, f'http://127.0.0.1:{port}/', 800, 600)
+      try:
+        async for png in pages:
+          image = iio.imread(png)[..., :3].astype(float)
+          if shows_a_render(image) or time.monotonic() > deadline:
+            return png, image
+      finally:
+        await pages.aclose()
+
+    with viewer_screenshot.Chromium(800, 600, free_port(), CHROMIUM) as ws_url:
+      png, image = asyncio.run(until_rendered(ws_url))
+    with open(shot, 'wb') as f:
+      f.write(png)
     output = served.communicate(timeout=120)[0]
   finally:
     served.kill()
   assert served.returncode == 0, output
-  # The render of the built-in scene's spheres from the first training camera (the cameras' frustums,
-  # whose images would show them too, are hidden): dark, coloured pixels where a page without a render
-  # (or a loading screen) is white but for the thin lines of the scene box. Below viser's notification,
-  # left of its panel.
-  scene = image[150:, :460]
-  dark = scene.mean(-1) < 150
-  assert dark.mean() > 0.05, f'only {dark.mean():.1%} of the canvas shows anything: {shot}'
+  assert shows_a_render(image), f'the page shows no render after 40 s: {shot}'
+
+
+def shows_a_render(image):
+  """Whether a screenshot (float [600, 800, 3]) of the built-in scene's page shows its render from the
+  first training camera (the cameras' frustums, whose images would show the spheres too, are hidden):
+  dark pixels where a page without a render (or a loading screen) is white but for the thin lines of
+  the scene box. Below viser's notification, left of its panel."""
+  return float(np.mean(image[150:, :460].mean(-1) < 150)) > 0.05
