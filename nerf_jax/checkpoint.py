@@ -26,8 +26,8 @@ from nerf_jax.errors import CheckpointError
 # plug-in registered from a project's own code counts too).
 SAFE_TO_CHANGE = ('name', 'data.root', 'train.steps', 'train.log_every', 'train.progress_every_s',
                   'train.eval_every', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.resume',
-                  'train.microbatches', 'train.viewer', 'view.', 'model.dtype', 'loss.', 'eval.', 'render.', 'mesh.', 'pointcloud.',
-                  'distributed.')
+                  'train.microbatches', 'train.viewer', 'view.', 'model.dtype', 'loss.', 'eval.', 'render.',
+                  'mesh.', 'pointcloud.', 'distributed.')
 
 
 def safe_to_change():

@@ -83,7 +83,7 @@ def config_problems(config, num_devices=1):
       v.resolutions) != sorted(v.resolutions):
     p.append(f'view.resolutions={tuple(v.resolutions)!r} must be increasing long sides of at least 8 px, '
              f'e.g. (48, 96, 128)')
-  if (t.viewer or v.exit_after_s) and config.distributed.num_processes > 1:
+  if t.viewer and config.distributed.num_processes > 1:
     p.append('the viewer runs in one process; with distributed.num_processes > 1 set train.viewer=False')
   _views(p, 'eval.views', e.views)
   _views(p, 'eval.train_views', e.train_views)

@@ -97,7 +97,8 @@ class Evaluator:
     """Model outputs for the one chunk of `inputs` that starts at row `start` (the live viewer renders a
     frame a chunk at a time, between training steps): numpy {name: [rows, ...]}, rows <= chunk."""
     piece, size = chunk_rows(inputs, start, self.chunk)
-    return jax.tree_util.tree_map(lambda x: x[:size], jax.device_get(self._predict(params, self._place(piece))))
+    result = jax.device_get(self._predict(params, self._place(piece)))
+    return jax.tree_util.tree_map(lambda x: x[:size], result)
 
   def render(self, params, view):
     """Model outputs for every pixel of `view`, each reshaped to [H, W, ...]."""

@@ -23,11 +23,11 @@ import jax
 import numpy as np
 
 from nerf_jax import camera, camera_path, evaluate
+from nerf_jax.datasets import colmap_model
 from nerf_jax.errors import ConfigError
 
 try:
   import viser
-  from viser import transforms as viser_tf
 except ImportError:  # the optional extra is not installed: said where a viewer is asked for
   viser = None
 
@@ -56,7 +56,7 @@ def opengl_pose(wxyz, position):
   """Camera-to-world float64 [4, 4] in OpenGL axes, of a viser camera (OpenCV axes) at `position`
   float [3] rotated by the unit quaternion `wxyz` float [4]."""
   pose = np.eye(4)
-  pose[:3, :3] = viser_tf.SO3(np.asarray(wxyz, np.float64)).as_matrix()
+  pose[:3, :3] = colmap_model.qvec_to_rotmat(wxyz)  # viser's wxyz: a Hamilton quaternion, as COLMAP's
   pose[:3, 3] = position
   return pose @ _FLIP_YZ
 
@@ -65,7 +65,7 @@ def viser_pose(pose):
   """(wxyz float [4], position float [3]) of an OpenGL camera-to-world pose float [4, 4] (opengl_pose's
   inverse)."""
   pose = np.asarray(pose, np.float64) @ _FLIP_YZ
-  return viser_tf.SO3.from_matrix(pose[:3, :3]).wxyz, pose[:3, 3]
+  return colmap_model.rotmat_to_qvec(pose[:3, :3]), pose[:3, 3]
 
 
 def frame_size(long_side, aspect):
@@ -99,7 +99,7 @@ class _Client:
     self.camera = None  # (pose [4, 4] OpenGL, vertical fov, width / height) of the browser's view
     self.moved_at = 0.0
     self.level = 0  # index into view.resolutions of the next frame to render
-    self.job = None  # the frame being rendered: dict(view, level, outputs, start, size)
+    self.job = None  # the frame being rendered (Viewer._start_job's dict)
     self.rendered_step = None  # the step the last full-resolution frame showed
     self.rendered_at = 0.0
     self.keyframes = []  # the camera-path panel's poses (OpenGL, [4, 4]) and fovs
@@ -123,14 +123,12 @@ class Viewer:
     self._mesh = mesh
     self._lock = threading.Lock()
     self._clients = {}
-    self._step, self._stats = None, {}
+    self._step = None
     self._output = 'rgb'
     self._render_seconds = 0.0
     self._train_seconds = 0.0
     self._last_poll = time.perf_counter()
     self._stop_at = time.monotonic() + view.exit_after_s if view.exit_after_s > 0 else None
-    self.frames_sent = 0  # frames sent to browsers (tests read it, with last_frame)
-    self.last_frame = None  # uint8 [H, W, 3], the latest frame sent
     self.closed = False
     check_port(view.host, view.port)
     self.server = viser.ViserServer(host=view.host, port=view.port, verbose=False)
@@ -302,15 +300,9 @@ class Viewer:
   def set_stats(self, step, metrics=None):
     """The step (and its fetched metrics: 'loss', 'psnr') the page shows."""
     self._step = int(step)
+    self._gui_step.value = str(self._step)
     if metrics:
-      self._gui_step.value = str(self._step)
       self._gui_loss.value = f'{metrics.get("loss", float("nan")):.4g} / {metrics.get("psnr", float("nan")):.2f} dB'
-
-  @property
-  def render_share(self):
-    """The share of the time since the viewer started that went to rendering (training only)."""
-    total = self._render_seconds + self._train_seconds
-    return self._render_seconds / total if total else 0.0
 
   def poll(self, variables, step=None):
     """Renders one chunk of one browser's frame from `variables` if one is wanted and, while training,
@@ -324,8 +316,8 @@ class Viewer:
     if self._stop_at is not None and time.monotonic() >= self._stop_at:
       self.close()
       return False
-    if step is not None and step != self._step:
-      self.set_stats(step)
+    if step is not None:
+      self._step = int(step)  # what a frame shows; the page's readout follows set_stats (log steps)
     if self.training:
       share = 1.0 - self.view.train_util
       if self._render_seconds > share / self.view.train_util * self._train_seconds:
@@ -412,8 +404,6 @@ class Viewer:
       if client.handle.client_id not in self._clients:
         return
     client.handle.scene.set_background_image(frame, format='jpeg', jpeg_quality=self.view.jpeg_quality)
-    self.frames_sent += 1
-    self.last_frame = frame
     self._gui_render.value = f'{width}x{height} in {seconds * 1e3:.0f} ms'
 
   def _frame(self, view, outputs, aspect):
@@ -433,8 +423,7 @@ class Viewer:
     """--mode view: renders from load_variables() (-> (variables, step)), asked again every
     view.reload_s for a newer checkpoint, until view.exit_after_s or Ctrl+C."""
     variables, step = load_variables()
-    self.set_stats(step, {})
-    self._gui_step.value = str(step)
+    self.set_stats(step)
     checked = time.monotonic()
     try:
       while not self.closed:
@@ -442,7 +431,7 @@ class Viewer:
           time.sleep(0.01)
         if time.monotonic() - checked >= self.view.reload_s:
           variables, step = load_variables()
-          self._gui_step.value = str(step)
+          self.set_stats(step)
           checked = time.monotonic()
     except KeyboardInterrupt:
       pass
