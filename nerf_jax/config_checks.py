@@ -65,6 +65,7 @@ def config_problems(config, num_devices=1):
     p.append(f'render.formats={tuple(config.render.formats)!r} must name some of {RENDER_FORMATS}')
   _range(p, config, 'mesh.resolution', 2, integer=True)
   _range(p, config, 'mesh.threshold', 0)
+  _range(p, config, 'mesh.min_component', 0, 1)
   _range(p, config, 'pointcloud.max_points', 0, integer=True)
   _range(p, config, 'pointcloud.min_opacity', 0, 1, high_open=True)
   box = config.mesh.box

@@ -58,13 +58,14 @@ def sample_grid(density_fn, lo, hi, resolution, chunk):
 def marching_cubes(density, threshold, lo, hi):
   """The surface density = threshold (inside: density above it), in world coordinates.
 
-  density: float [r, r, r] on the grid from lo to hi. Returns (vertices float64 [V, 3], faces int [F, 3],
-  outward unit normals float64 [V, 3] from the density's gradient).
+  density: float [r, r, r] on the grid from lo to hi (a density, or an SDF's -sdf). Returns (vertices
+  float64 [V, 3], faces int [F, 3], outward unit normals float64 [V, 3] from the values' gradient).
   """
   import mcubes  # here: only this mode needs it
   if not density.min() < threshold < density.max():
-    raise ConfigError(f'mesh.threshold={threshold} is outside the sampled densities ({density.min():.3g} to '
-                      f'{density.max():.3g}): nothing crosses it. --mode network suggests one.')
+    raise ConfigError(f'The mesh level {threshold:.3g} (mesh.threshold; 0: the task\'s own) is outside the '
+                      f'values sampled on the box ({density.min():.3g} to {density.max():.3g}): nothing crosses '
+                      f'it. --mode network suggests a density threshold; check mesh.box holds the scene.')
   # Padded with a sub-threshold shell so surfaces cut by the box close instead of leaving holes.
   padded = np.pad(density, 1, constant_values=min(float(density.min()), threshold - 1.0))
   vertices, faces = mcubes.marching_cubes(padded, threshold)
@@ -77,9 +78,14 @@ def marching_cubes(density, threshold, lo, hi):
   return np.asarray(lo) + vertices * step, faces.astype(np.int64), normals
 
 
-def largest_component(vertices, faces):
-  """The connected piece with the most faces (floaters removed). Returns (vertices, faces, kept vertex
-  indices into the input)."""
+def drop_small_pieces(vertices, faces, min_fraction):
+  """The mesh without its connected pieces of fewer faces than min_fraction of the largest piece's
+  (floaters: a density field's specks in empty space, an SDF's stray zero crossings). min_fraction 1:
+  the largest piece only; 0: every piece.
+
+  vertices float [V, 3], faces int [F, 3] -> (vertices, faces, kept vertex indices into the input,
+  pieces dropped, faces dropped)
+  """
   labels = np.arange(len(vertices))
   while True:  # label propagation: each face takes its vertices' smallest label, until nothing moves
     smallest = labels[faces].min(axis=1)
@@ -90,23 +96,26 @@ def largest_component(vertices, faces):
       break
     labels = new
   face_labels = labels[faces[:, 0]]
-  biggest = np.bincount(face_labels).argmax()
-  keep_faces = faces[face_labels == biggest]
+  sizes = np.bincount(face_labels)
+  pieces = np.flatnonzero(sizes)
+  keep_labels = pieces[sizes[pieces] >= min_fraction * sizes.max()]
+  keep_faces = faces[np.isin(face_labels, keep_labels)]
   kept = np.unique(keep_faces)
   remap = np.full(len(vertices), -1)
   remap[kept] = np.arange(len(kept))
-  return vertices[kept], remap[keep_faces], kept
+  return vertices[kept], remap[keep_faces], kept, len(pieces) - len(keep_labels), len(faces) - len(keep_faces)
 
 
-def write_mesh(path_stem, vertices, faces, colours=None):
-  """Writes path_stem.ply and path_stem.obj (vertex colours float [V, 3] in [0, 1] when given)."""
+def write_mesh(path_stem, vertices, faces, colours=None, normals=None):
+  """Writes path_stem.ply and path_stem.obj (vertex colours float [V, 3] in [0, 1], unit vertex
+  normals float [V, 3], each when given)."""
   import trimesh
   colours = None if colours is None else np.round(np.clip(colours, 0, 1) * 255).astype(np.uint8)
-  mesh = trimesh.Trimesh(vertices, faces, vertex_colors=colours, process=False)
+  mesh = trimesh.Trimesh(vertices, faces, vertex_colors=colours, vertex_normals=normals, process=False)
   paths = [f'{path_stem}.ply', f'{path_stem}.obj']
   os.makedirs(os.path.dirname(path_stem) or '.', exist_ok=True)
-  for path in paths:
-    mesh.export(path)
+  mesh.export(paths[0], vertex_normal=normals is not None)
+  mesh.export(paths[1], include_normals=normals is not None)
   return paths
 
 
@@ -141,18 +150,19 @@ def suggest_threshold(densities):
 def extract_mesh(task, params, mesh_config, out_dir):
   """--mode mesh: writes out_dir/mesh.{ply,obj}. Returns (paths, report dict).
 
-  mesh_config: config.mesh (resolution, threshold, box, chunk, largest_component, colours).
+  mesh_config: config.mesh (resolution, threshold, box, chunk, min_component, colours, normals). The
+  task says what is meshed and at which level (surface_values, surface_level: a density field's Otsu
+  threshold, an SDF's zero); mesh.threshold > 0 overrides the level.
   """
   c = mesh_config
   lo, hi = (np.asarray(c.box[:3], np.float64), np.asarray(c.box[3:], np.float64)) if c.box else task.scene_box()
-  density_fn = jax.jit(task.field_density)
+  values_fn = jax.jit(task.surface_values)
   start = time.perf_counter()
-  density = sample_grid(lambda p: np.asarray(density_fn(params, p)), lo, hi, c.resolution, c.chunk)
-  threshold = c.threshold if c.threshold > 0 else suggest_threshold(density)
-  vertices, faces, normals = marching_cubes(density, threshold, lo, hi)
-  if c.largest_component:
-    vertices, faces, kept = largest_component(vertices, faces)
-    normals = normals[kept]
+  values = sample_grid(lambda p: np.asarray(values_fn(params, p)), lo, hi, c.resolution, c.chunk)
+  threshold = c.threshold if c.threshold > 0 else task.surface_level(values)
+  vertices, faces, normals = marching_cubes(values, threshold, lo, hi)
+  vertices, faces, kept, pieces_dropped, faces_dropped = drop_small_pieces(vertices, faces, c.min_component)
+  normals = normals[kept]
   colours = None
   if c.colours:
     # Each vertex seen from outside along its normal: the colour a camera facing the surface sees.
@@ -161,9 +171,11 @@ def extract_mesh(task, params, mesh_config, out_dir):
         np.asarray(colour_fn(params, vertices[i:i + c.chunk].astype(np.float32),
                              -normals[i:i + c.chunk].astype(np.float32)))
         for i in range(0, len(vertices), c.chunk)]) if len(vertices) else None
-  paths = write_mesh(os.path.join(out_dir, 'mesh'), vertices, faces, colours) if parallel.is_main_process() else []
+  paths = (write_mesh(os.path.join(out_dir, 'mesh'), vertices, faces, colours, normals if c.normals else None)
+           if parallel.is_main_process() else [])
   report = {'box': (lo.round(3).tolist(), hi.round(3).tolist()), 'resolution': c.resolution,
-            'threshold': round(threshold, 2), 'vertices': len(vertices), 'faces': len(faces),
+            'threshold': round(threshold, 4), 'vertices': len(vertices), 'faces': len(faces),
+            'pieces_dropped': pieces_dropped, 'faces_dropped': faces_dropped,
             'extent': (vertices.max(0) - vertices.min(0)).round(3).tolist() if len(vertices) else None,
             'seconds': round(time.perf_counter() - start, 1)}
   return paths, report

@@ -14,6 +14,10 @@ and a sampler that renders no such thing is a ConfigError before the first step.
 works one example through.
 """
 
+from nerf_jax import sdf_losses
 from nerf_jax.registry import Registry
 
 LOSS_TERMS = Registry('loss term', 'loss.terms')
+LOSS_TERMS.register('eikonal', sdf_losses.eikonal, keys=sdf_losses.EIKONAL_KEYS, check=sdf_losses.check_eikonal,
+                    needs=('sdf_gradient',))
+LOSS_TERMS.register('mask', sdf_losses.mask, keys=sdf_losses.MASK_KEYS, check=sdf_losses.check_mask)

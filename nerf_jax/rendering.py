@@ -89,7 +89,8 @@ def weights_from_density_packed(sigma, deltas, ray_ids, before=None):
   """weights_from_density for samples packed ray after ray (nerfacc's layout): only the samples a
   sampler queried, not a dense [rays, S] block with zeros where it skipped.
 
-  sigma: float32 [N] >= 0; deltas: float32 [N] each sample's interval in world units; ray_ids: int32
+  sigma: float32 [N] >= 0; deltas: float32 [N] each sample's interval in world units (or 1.0 where
+  sigma is already each sample's optical depth over its interval, -log(1 - alpha)); ray_ids: int32
   [N] each sample's ray, non-decreasing (a ray's samples consecutive, in depth order); before:
   float32 [N] or None, the optical depth in front of the first sample of each sample's ray (a
   sampler's earlier stage of samples, all nearer), 0 where None
@@ -137,3 +138,23 @@ def volume_render(rgb, sigma, z_vals, directions, *, far, white_bkgd, background
   weights, edges = weights_from_density(sigma, z_vals, directions, far=far)
   return composite(weights, rgb, z_vals, white_bkgd=white_bkgd, background=background, edges=edges,
                    extras=extras)
+
+
+def neus_alpha(sdf, slope, deltas, inv_s):
+  """NeuS's per-sample opacity from a signed distance: the drop of the logistic CDF Phi_s over the
+  sample's interval, relative to its value at the interval's start (Wang et al. 2021, eq. 13).
+
+  sdf: float32 [...] at the samples (midpoints of their intervals; > 0 outside the surface);
+  slope: float32 [...] the SDF's derivative along the ray, dot(viewdir, gradient); deltas: float32
+  [...] the intervals' lengths in world units; inv_s: float32 [...] or a float, the logistic's
+  sharpness (1 / standard deviation, learned)
+  returns alpha float32 [...] in [0, 1]; weights_from_alpha composites them.
+  """
+  # The SDF at the interval's ends from the midpoint and the slope. Only a decreasing SDF (the ray
+  # entering a surface, slope < 0) makes opacity: NeuS's cosine with its annealing finished, which
+  # keeps the back of a surface (where the ray leaves it) from occluding.
+  rate = -jax.nn.relu(-slope)
+  prev_cdf = jax.nn.sigmoid((sdf - 0.5 * rate * deltas) * inv_s)
+  next_cdf = jax.nn.sigmoid((sdf + 0.5 * rate * deltas) * inv_s)
+  # The 1e-5s are NeuS's: defined where both CDFs are 0 (deep inside), without a 0/0.
+  return jnp.clip((prev_cdf - next_cdf + 1e-5) / (prev_cdf + 1e-5), 0.0, 1.0)

@@ -70,3 +70,16 @@ def points_along(rays, z_vals):
   returns float32 [..., S, 3]
   """
   return rays.origins[..., None, :] + z_vals[..., :, None] * rays.directions[..., None, :]
+
+
+def contract(points, radius):
+  """mip-NeRF 360's scene contraction in its L-infinity form (nerfstudio's for hash grids): the cube
+  |x|_inf <= radius stays (scaled to the unit cube), everything outside is squeezed into the shell up to
+  |y|_inf = 2, infinity onto its surface: y = (2 - 1 / |u|) u / |u| for u = x / radius, |u|_inf > 1.
+
+  points: float32 [..., 3]; radius: float -> float32 [..., 3] in [-2, 2]^3
+  """
+  u = points / radius
+  norm = jnp.max(jnp.abs(u), axis=-1, keepdims=True)
+  safe = jnp.maximum(norm, 1.0)
+  return jnp.where(norm <= 1.0, u, (2.0 - 1.0 / safe) * u / safe)

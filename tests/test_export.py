@@ -52,7 +52,7 @@ def analytic(spheres_root):
 
 def test_mesh_vertices_lie_on_the_spheres_with_their_colours(analytic, tmp_path):
   config, task, params = analytic
-  mesh_config = override(config, **{'mesh.resolution': 64, 'mesh.threshold': 50.0,
+  mesh_config = override(config, **{'mesh.resolution': 64, 'mesh.threshold': 50.0, 'mesh.min_component': 0.0,
                                     'mesh.box': (-1.3, -1.3, -1.3, 1.3, 1.3, 1.3)}).mesh
   paths, report = export.extract_mesh(task, params, mesh_config, str(tmp_path))
   import trimesh
@@ -67,16 +67,20 @@ def test_mesh_vertices_lie_on_the_spheres_with_their_colours(analytic, tmp_path)
   nearest = np.argmin(np.abs(np.linalg.norm(mesh.vertices[:, None] - CENTRES, axis=-1) - RADII), axis=1)
   colours = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
   assert np.mean(np.abs(colours - COLOURS[nearest]).max(axis=1) < 0.01) > 0.99
-  # The largest piece is the scene without the floater.
+  # Normals in the file: outward, the spheres' own.
+  nearest_normal = (mesh.vertices - CENTRES[nearest]) / RADII[nearest][:, None]
+  assert np.mean(np.sum(np.asarray(mesh.vertex_normals) * nearest_normal, axis=-1) > 0.95) > 0.95
+  # The default mesh.min_component drops the floater (a piece under 1% of the scene's faces), says so,
+  # and keeps the rest.
   near_floater = lambda v: np.linalg.norm(v - CENTRES[-1], axis=-1) < 0.3
   assert near_floater(mesh.vertices).sum() > 20
   mesh_config = override(config, **{'mesh.resolution': 64, 'mesh.threshold': 50.0, 'mesh.colours': False,
-                                    'mesh.largest_component': True,
                                     'mesh.box': (-1.3, -1.3, -1.3, 1.3, 1.3, 1.3)}).mesh
-  paths, _ = export.extract_mesh(task, params, mesh_config, str(tmp_path / 'largest'))
-  largest = trimesh.load(paths[0])
-  assert not near_floater(largest.vertices).any()
-  assert len(largest.vertices) > 0.99 * (len(mesh.vertices) - near_floater(mesh.vertices).sum())
+  paths, report = export.extract_mesh(task, params, mesh_config, str(tmp_path / 'default'))
+  cleaned = trimesh.load(paths[0])
+  assert report['pieces_dropped'] == 1 and report['faces_dropped'] > 0
+  assert not near_floater(cleaned.vertices).any()
+  assert len(cleaned.vertices) > 0.99 * (len(mesh.vertices) - near_floater(mesh.vertices).sum())
 
 
 def test_default_box_is_what_the_cameras_see_and_a_bad_threshold_is_named(analytic, tmp_path):
@@ -85,7 +89,7 @@ def test_default_box_is_what_the_cameras_see_and_a_bad_threshold_is_named(analyt
   # Cameras at distance 4 around the origin, near 2: the cube of half-side 2 around the origin.
   np.testing.assert_allclose(lo, -2.0, atol=0.05)
   np.testing.assert_allclose(hi, 2.0, atol=0.05)
-  with pytest.raises(errors.ConfigError, match='mesh.threshold=500.0 is outside the sampled densities'):
+  with pytest.raises(errors.ConfigError, match='mesh level 500 .mesh.threshold.*is outside the values'):
     export.extract_mesh(task, params, override(config, **{'mesh.resolution': 16, 'mesh.threshold': 500.0}).mesh,
                         str(tmp_path))
 
@@ -105,13 +109,19 @@ def test_point_cloud_points_lie_on_the_spheres(analytic, tmp_path):
   assert len(trimesh.load(thinned[0]).vertices) == 100
 
 
-def test_largest_component_keeps_the_biggest_piece():
-  # Two separate triangles and a square of two triangles: the square wins.
+def test_small_pieces_are_dropped_by_their_share_of_the_largest():
+  # Two separate triangles and a square of two triangles: at a share of 1 (or 0.6) the square alone
+  # stays; without one triangle, at 0.5 both pieces stay, the vertices renumbered.
   vertices = np.arange(30, dtype=float).reshape(10, 3)
   faces = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [7, 8, 9]])
-  kept_vertices, kept_faces, kept = export.largest_component(vertices, faces)
-  assert kept.tolist() == [6, 7, 8, 9] and kept_faces.tolist() == [[0, 1, 2], [1, 2, 3]]
-  np.testing.assert_array_equal(kept_vertices, vertices[6:])
+  for share in (1.0, 0.6):
+    kept_vertices, kept_faces, kept, pieces, dropped = export.drop_small_pieces(vertices, faces, share)
+    assert kept.tolist() == [6, 7, 8, 9] and kept_faces.tolist() == [[0, 1, 2], [1, 2, 3]]
+    assert (pieces, dropped) == (2, 2)
+    np.testing.assert_array_equal(kept_vertices, vertices[6:])
+  kept_vertices, kept_faces, kept, pieces, dropped = export.drop_small_pieces(vertices, faces[[0, 2, 3]], 0.5)
+  assert kept.tolist() == [0, 1, 2, 6, 7, 8, 9] and (pieces, dropped) == (0, 0)
+  assert kept_faces.tolist() == [[0, 1, 2], [3, 4, 5], [4, 5, 6]]
 
 
 def test_a_camera_path_written_and_read_back_renders_the_same_frames(analytic, tmp_path):

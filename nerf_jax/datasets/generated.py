@@ -86,6 +86,46 @@ def shade(origins, directions):
   return rgb, np.isfinite(nearest).astype(np.float64)
 
 
+def spheres_sdf(points):
+  """The signed distance to the union of SPHERES (negative inside): float [..., 3] -> float64 [...]."""
+  points = np.asarray(points, np.float64)
+  return np.min([np.linalg.norm(points - np.asarray(c), axis=-1) - r for c, r, _, _ in SPHERES], axis=0)
+
+
+def visible_sphere_points(per_sphere=4000, seed=0):
+  """Points spread evenly over the upper halves (z above the centre: the part the cameras, from at most
+  10 degrees below the horizon, see) of SPHERES, those inside another sphere left out (not on the
+  scene's surface). float64 [P, 3]."""
+  rng = np.random.default_rng(seed)
+  points = []
+  for centre, radius, _, _ in SPHERES:
+    d = rng.normal(size=(per_sphere, 3))
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    d[:, 2] = np.abs(d[:, 2])
+    points.append(np.asarray(centre) + radius * d)
+  points = np.concatenate(points)
+  return points[spheres_sdf(points) > -1e-9]
+
+
+def mesh_accuracy(vertices, tolerance=0.02, chunk=512):
+  """How well a mesh of the scene matches SPHERES: (mean distance of the vertices to the nearest sphere
+  surface, the share of visible_sphere_points within `tolerance` of a vertex: completeness).
+
+  vertices: float [V, 3] -> (float, float)
+  """
+  vertices = np.asarray(vertices, np.float64)
+  surfaces = np.stack([np.abs(np.linalg.norm(vertices - np.asarray(c), axis=-1) - r) for c, r, _, _ in SPHERES])
+  accuracy = float(np.mean(np.min(surfaces, axis=0)))
+  targets = visible_sphere_points()
+  squared = np.sum(vertices ** 2, axis=-1)
+  nearest = np.empty(len(targets))
+  for start in range(0, len(targets), chunk):  # nearest vertex by brute force, a chunk of targets at a time
+    t = targets[start:start + chunk]
+    d2 = np.sum(t ** 2, axis=-1)[:, None] - 2.0 * t @ vertices.T + squared[None, :]
+    nearest[start:start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+  return accuracy, float(np.mean(nearest <= tolerance))
+
+
 def render_view(pose, height, width, focal, supersample=2):
   """Straight (not premultiplied) RGBA image of the scene. uint8 [height, width, 4]."""
   origins, directions = pixel_rays(pose, height, width, focal, supersample)

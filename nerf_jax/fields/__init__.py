@@ -10,7 +10,7 @@ of its own with a `build` function, plus one line below (with the keys and rule 
 
 from typing import NamedTuple
 
-from nerf_jax.fields import frequency, hashgrid, mlp, ngp, sh
+from nerf_jax.fields import frequency, hashgrid, mlp, ngp, sdf, sh
 from nerf_jax.fields.layers import COMPUTE_DTYPES, compute_dtype
 from nerf_jax.registry import Registry
 
@@ -22,6 +22,7 @@ ENCODINGS.register('hashgrid', hashgrid.build, keys=hashgrid.KEYS, check=hashgri
 ENCODINGS.register('sh', sh.build, keys=sh.KEYS, check=sh.check)
 FIELDS.register('mlp', mlp.build, keys=mlp.KEYS, check=mlp.check)
 FIELDS.register('ngp', ngp.build, keys=ngp.KEYS, check=ngp.check)
+FIELDS.register('sdf', sdf.build, keys=sdf.KEYS, check=sdf.check)
 
 
 class FieldScene(NamedTuple):

@@ -168,16 +168,22 @@ def _interpolate_bwd(residuals, g):
 interpolate_custom.defvjp(_interpolate_fwd, _interpolate_bwd)
 
 
-def hash_encode(x, table, layout, *, custom_vjp=False):
+def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False):
   """The multiresolution hash encoding of points in the unit cube (or square).
 
   x: float32 [n, d] in [0, 1]; table: float32 [layout.total, F]
   returns float32 [n, L * F], level-major (level 0's F features first).
   custom_vjp: the hand-written backward pass (interpolate_custom) instead of autodiff's;
   benchmarks/run.py hash_encoding times both.
+  position_gradient: the features' gradient with respect to x too (through the interpolation weights),
+  which an SDF field's analytic normal needs; otherwise x gets none (a density field's points are
+  not trained, and the weights' backward pass would cost as much as the table's).
   """
   rows, weights = corner_indices_and_weights(x, layout)
-  weights = jax.lax.stop_gradient(weights)
+  if not position_gradient:
+    weights = jax.lax.stop_gradient(weights)
+  elif custom_vjp:
+    raise ValueError('hash_encode: position_gradient needs autodiff\'s backward pass (custom_vjp=False)')
   features = (interpolate_custom if custom_vjp else _interpolate)(table, rows, weights)
   return features.reshape(x.shape[0], -1)
 
@@ -195,6 +201,7 @@ class HashEncoding(nn.Module):
   finest: int = 2048
   box: tuple = (0.0, 1.0)
   custom_vjp: bool = False
+  position_gradient: bool = False  # hash_encode's: an SDF field with analytic normals sets it
 
   @nn.compact
   def __call__(self, x):
@@ -204,7 +211,8 @@ class HashEncoding(nn.Module):
     table = self.param('table', init, (layout.total, self.features))
     lo, hi = self.box
     flat = ((x - lo) / (hi - lo)).reshape(-1, x.shape[-1])
-    out = hash_encode(flat, table, layout, custom_vjp=self.custom_vjp)
+    out = hash_encode(flat, table, layout, custom_vjp=self.custom_vjp and not self.position_gradient,
+                      position_gradient=self.position_gradient)
     return out.reshape(*x.shape[:-1], self.num_levels * self.features)
 
 

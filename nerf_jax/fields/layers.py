@@ -12,6 +12,7 @@ step 373 -> 206 ms, README, Performance). A field moves its encoded inputs to fe
 """
 
 import functools
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -107,16 +108,22 @@ class Dense(nn.Module):
   """nn.Dense on features-first activations: x float32 [in, N] -> float32 [features, N].
 
   The same parameters as nn.Dense (kernel [in, features], lecun-normal; bias [features], zeros), so the
-  same key initialises both alike and checkpoints carry over. dtype: the product's (`product`).
+  same key initialises both alike and checkpoints carry over. dtype: the product's (`product`);
+  kernel_init, bias_init: other initialisers (an SDF's geometric initialisation); twice_differentiable:
+  a plain float32 product without `product`'s custom gradient (which JAX cannot differentiate again
+  inside shard_map), for a network whose gradient is itself trained (an SDF's analytic normal).
   """
   features: int
   dtype: type = jnp.float32
   use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  twice_differentiable: bool = False
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(), (x.shape[0], self.features))
-    y = product(kernel, x, self.dtype)
+    kernel = self.param('kernel', self.kernel_init, (x.shape[0], self.features))
+    y = jnp.matmul(kernel.T, x) if self.twice_differentiable else product(kernel, x, self.dtype)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))[:, None]
+      y = y + self.param('bias', self.bias_init, (self.features,))[:, None]
     return y

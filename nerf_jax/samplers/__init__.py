@@ -7,7 +7,7 @@ keys and the rule the file owns (docs/extending.md).
 """
 
 from nerf_jax.registry import Registry
-from nerf_jax.samplers import hierarchical, occupancy
+from nerf_jax.samplers import hierarchical, neus, occupancy
 from nerf_jax.samplers.base import Sampler, check_field
 
 SAMPLERS = Registry('sampler', 'model.sampler')
@@ -15,5 +15,6 @@ SAMPLERS.register('hierarchical', hierarchical.HierarchicalSampler, keys=hierarc
                   check=hierarchical.check)
 SAMPLERS.register('occupancy', occupancy.OccupancySampler, keys=occupancy.KEYS, check=occupancy.check,
                   safe=occupancy.SAFE)
+SAMPLERS.register('neus', neus.NeusSampler, keys=neus.KEYS, check=neus.check)
 
 __all__ = ['SAMPLERS', 'Sampler', 'check_field']

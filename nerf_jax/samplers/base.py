@@ -8,6 +8,8 @@ nothing outside its file asks which sampler it has:
   STATE: the variable collections it keeps itself, outside the optimiser (an occupancy grid), which
     `update` refreshes after each step
   NEEDS: the types.FieldOutput entries its fields must give ('rgb', 'density', or an extra's name)
+  SURFACE_LEVEL: the level of `surface` that --mode mesh takes: a number (an SDF's zero), or None: one
+    picked from the sampled values (densities have no level of their own: Otsu's split)
 """
 
 from typing import ClassVar
@@ -26,12 +28,20 @@ class Sampler(nn.Module):
   PHOTOMETRIC: ClassVar[tuple] = ()  # () means RENDERS
   STATE: ClassVar[tuple] = ()
   NEEDS: ClassVar[tuple] = ('rgb', 'density')
+  SURFACE_LEVEL: ClassVar = None
 
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     """The sampler for a scene sampled between near and far (floats); make_field() builds a new field
     (fields.build_field for this scene), called once per field the sampler needs."""
     raise NotImplementedError
+
+  @classmethod
+  def scene_problems(cls, model_config, scene):
+    """What makes this sampler unfit for `scene` (a datasets.SceneSplit: photos without masks, say),
+    as messages naming the key to change; the task raises them before any work. Default: none."""
+    del model_config, scene
+    return []
 
   @classmethod
   def photometric(cls):
@@ -48,6 +58,11 @@ class Sampler(nn.Module):
     viewdirs float32 [..., 3]: a FieldOutput. What --mode mesh, the density histogram and the checks
     query (through module.apply(variables, ..., method='field'))."""
     raise NotImplementedError
+
+  def surface(self, points, viewdirs, cond=None):
+    """What --mode mesh meshes at points float32 [..., S, 3]: float32 [..., S], higher inside the
+    scene's solid (the shown field's density here; an SDF method's -sdf), cut at SURFACE_LEVEL."""
+    return self.field(points, viewdirs, cond).density
 
   def update(self, variables, step, key, density):
     """The variables after step `step` (int32 []): STATE refreshed (jittable; key: the step's PRNG key;

@@ -70,8 +70,9 @@ class OccupancySampler(Sampler):
   Evaluation (keys None) repeats its last stage until no ray is incomplete. The budgets are per call:
   split a batch over devices or microbatches and each part has its share, so which rays fit (and so
   the update) depends on the split, unlike NeRF's sampler. The field's extras are not carried into the
-  render (its samples are queried in budgeted slots, not per ray): a loss term that needs one is refused
-  before the first step (NerfTask's needs check).
+  render (its samples are queried in budgeted slots, not per ray); a subclass's sample_opacity and
+  extra_extras may add some to training renders, packed (samplers.neus does); a loss term that needs
+  one the sampler does not give is refused before the first step (NerfTask's needs check).
   __call__(rays, keys=None, background=None) -> {'fine': RenderResult}.
   """
   STATE = ('occupancy',)
@@ -118,6 +119,26 @@ class OccupancySampler(Sampler):
 
     return jax.lax.cond(step % self.grid_every == 0, refresh, lambda v: v, variables)
 
+  def sample_opacity(self, out, viewdirs, deltas):
+    """Each queried sample's optical depth over its interval, -log(1 - alpha): sigma * delta for a
+    density field. out: the field's FieldOutput at samples [n, 1]; viewdirs: float32 [n, 3] unit;
+    deltas: float32 [n] the intervals in world units. Returns (float32 [n], {name: [n, ...]} carried
+    into the training render's extras, packed, with 'sample_valid' bool [N] marking the real ones)."""
+    del viewdirs
+    return out.density[:, 0] * deltas, {}
+
+  def behind(self, rays, keys, background):
+    """The colour behind each ray's foreground (float32 [R, 3], or None: white_bkgd decides): the
+    caller's `background` here; a subclass may render a background field there (samplers.neus).
+    rays: Rays [R]; keys: uint32 [R, 2] or None."""
+    del rays, keys
+    return background
+
+  def extra_extras(self, keys):
+    """{name: array} a subclass adds to the training render's extras (keys: uint32 [R, 2]). None here."""
+    del keys
+    return {}
+
   def report(self, variables):
     """The share of the grid's cells that rays may sample, and of those the updates have looked at."""
     grid = variables['occupancy']
@@ -131,6 +152,7 @@ class OccupancySampler(Sampler):
     batch_shape = rays.origins.shape[:-1]
     flat = lambda x: None if x is None else x.reshape(-1, x.shape[-1])
     rays, keys, background = jax.tree_util.tree_map(flat, rays), flat(keys), flat(background)
+    background = self.behind(rays, keys, background)
     cells = self.resolution ** 3
     self.variable('occupancy', 'density', lambda: -jnp.ones(cells, jnp.float32))
     bits = self.variable('occupancy', 'bits', lambda: jnp.ones(cells, jnp.float32)).value
@@ -154,9 +176,10 @@ class OccupancySampler(Sampler):
     world_dt = dt * jnp.linalg.norm(directions, axis=-1)  # = step_size, per ray
 
     def query(module, index, state):
-      """The field at the samples `index` (int32 [budget], pad for none): their densities float32
-      [budget] (0 for pad), colours float32 [budget, 3] and optical depth in front (float32 [budget],
-      from earlier queries), and the state with them marked taken."""
+      """The field at the samples `index` (int32 [budget], pad for none): their optical depths float32
+      [budget] (sample_opacity; 0 for pad), colours float32 [budget, 3], the optical depth in front
+      (float32 [budget], from earlier queries) and sample_opacity's extras, and the state with them
+      marked taken."""
       taken, optical = state
       ray = index // steps
       safe = jnp.minimum(ray, num_rays - 1)
@@ -164,10 +187,11 @@ class OccupancySampler(Sampler):
       z = flat_z[jnp.minimum(index, pad - 1)]
       points = origins[safe] + z[:, None] * directions[safe]
       out = module.fine(points[:, None, :], rays.viewdirs[safe], ray_cond)
-      sample_sigma = jnp.where(index < pad, out.density[:, 0], 0.0)
+      tau, extras = module.sample_opacity(out, rays.viewdirs[safe], world_dt[safe])
+      tau = jnp.where(index < pad, tau, 0.0)
       before = optical[safe]
-      optical = optical + jax.ops.segment_sum(sample_sigma * world_dt[safe], ray, num_segments=num_rays)
-      return (sample_sigma, out.rgb[:, 0], before), (taken.at[index].set(True), optical)
+      optical = optical + jax.ops.segment_sum(tau, ray, num_segments=num_rays)
+      return (tau, out.rgb[:, 0], before, extras), (taken.at[index].set(True), optical)
 
     def remaining(state):
       """bool [R, K]: the candidates not yet queried of the rays still seen through."""
@@ -177,7 +201,7 @@ class OccupancySampler(Sampler):
 
     state = (jnp.zeros(pad + 1, bool), jnp.zeros(num_rays, jnp.float32))
     stages = self.stages if keys is not None else self.eval_stages
-    queried = []  # (index, sigma, rgb, optical depth in front) of each stage
+    queried = []  # (index, optical depth, rgb, optical depth in front, extras) of each stage
     for stage, per_ray in enumerate(stages):
       mask = remaining(state)
       if stage < len(stages) - 1:  # the next candidates of every ray still seen through
@@ -193,42 +217,49 @@ class OccupancySampler(Sampler):
       # the grid skipped cost as much as the field at K = 512 (benchmarks/run.py --profile --only
       # nerf_fast_cpu). Each stage's samples are in ray order (select_* keep it), and lie behind the
       # earlier stages' samples of their ray (each stage takes the first candidates left).
-      weights = [rendering.weights_from_density_packed(sigma, world_dt[jnp.minimum(index // steps, num_rays - 1)],
-                                                       index // steps, before)
-                 for index, sigma, _, before in queried]
-      index, _, sample_rgb, _ = (jnp.concatenate(parts) for parts in zip(*queried))
+      weights = [rendering.weights_from_density_packed(tau, 1.0, index // steps, before)
+                 for index, tau, _, before, _ in queried]
+      index, _, sample_rgb, _ = (jnp.concatenate(parts) for parts in list(zip(*queried))[:4])
       weights = jnp.concatenate(weights)
       colour, depth, acc, disp = rendering.composite_packed(
           weights, sample_rgb, flat_z[jnp.minimum(index, pad - 1)], index // steps, far=far[:, 0],
           white_bkgd=self.white_bkgd, background=background)
       dense_weights = jnp.zeros(pad + 1, jnp.float32).at[index].set(weights)[:-1].reshape(num_rays, steps)
+      extras = {name: jnp.concatenate([stage[4][name] for stage in queried]) for name in queried[0][4]}
+      if extras:  # per queried sample, packed: which of the slots are samples
+        extras['sample_valid'] = index < pad
+      extras.update(self.extra_extras(keys))
       result = types.RenderResult(rgb=colour, depth=depth, acc=acc, disp=disp, weights=dense_weights,
-                                  z_vals=z_vals, edges=rendering.interval_edges(z_vals, far))
+                                  z_vals=z_vals, edges=rendering.interval_edges(z_vals, far), extras=extras)
     else:
       # Evaluation leaves no ray out: the last stage again, on the rays that did not fit, until all
       # have every sample they need (at most enough rounds to take every candidate); the samples
       # are gathered densely, [R, K], as their number is not known before.
       budget, rounds = num_rays * stages[-1], -(-pad // (num_rays * stages[-1])) + 1
-      sigma, rgb = jnp.zeros(pad + 1, jnp.float32), jnp.zeros((pad + 1, 3), jnp.float32)
-      for index, sample_sigma, sample_rgb, _ in queried:
-        sigma, rgb = sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb)
+      tau, rgb = jnp.zeros(pad + 1, jnp.float32), jnp.zeros((pad + 1, 3), jnp.float32)
+      for index, sample_tau, sample_rgb, _, _ in queried:
+        tau, rgb = tau.at[index].set(sample_tau), rgb.at[index].set(sample_rgb)
 
       def more(module, carry):
         del module
         return jnp.logical_and(~jnp.all(carry[1]), carry[2] < rounds)
 
       def again(module, carry):
-        (state, sigma, rgb), _, round_ = carry
+        (state, tau, rgb), _, round_ = carry
         mask = remaining(state)
         index, fits = occupancy.select_rays(mask, budget)
-        (sample_sigma, sample_rgb, _), state = query(module, index, state)
-        dense = (state, sigma.at[index].set(sample_sigma), rgb.at[index].set(sample_rgb))
+        (sample_tau, sample_rgb, _, _), state = query(module, index, state)
+        dense = (state, tau.at[index].set(sample_tau), rgb.at[index].set(sample_rgb))
         return dense, fits | ~jnp.any(mask, axis=1), round_ + 1
 
-      (_, sigma, rgb), complete, _ = nn.while_loop(more, again, self, ((state, sigma, rgb), complete,
-                                                                       jnp.int32(0)))
-      result = rendering.volume_render(rgb[:-1].reshape(num_rays, steps, 3), sigma[:-1].reshape(num_rays, steps),
-                                       z_vals, directions, far=far, white_bkgd=self.white_bkgd,
-                                       background=background)
-    result = result.replace(complete=complete)
-    return {'fine': jax.tree_util.tree_map(lambda x: x.reshape(*batch_shape, *x.shape[1:]), result)}
+      (_, tau, rgb), complete, _ = nn.while_loop(more, again, self, ((state, tau, rgb), complete,
+                                                                     jnp.int32(0)))
+      # Alphas from the optical depths, then the one compositing path of densities and SDFs alike.
+      weights = rendering.weights_from_alpha(1.0 - jnp.exp(-tau[:-1].reshape(num_rays, steps)))
+      result = rendering.composite(weights, rgb[:-1].reshape(num_rays, steps, 3), z_vals,
+                                   white_bkgd=self.white_bkgd, background=background,
+                                   edges=rendering.interval_edges(z_vals, far))
+    # Packed extras (per queried sample) keep their own shape; everything else is per ray.
+    extras, result = result.extras, result.replace(complete=complete, extras={})
+    result = jax.tree_util.tree_map(lambda x: x.reshape(*batch_shape, *x.shape[1:]), result)
+    return {'fine': result.replace(extras=extras)}

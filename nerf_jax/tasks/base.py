@@ -151,6 +151,17 @@ class Task(abc.ABC):
     del variables, points
     raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
 
+  def surface_values(self, variables, points):
+    """What --mode mesh cuts at surface_level: float32 [n] at points float32 [n, 3], higher inside the
+    solid (jittable)."""
+    del variables, points
+    raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
+
+  def surface_level(self, values):
+    """The level of surface_values the mesh is at, from a sample of them (float [...])."""
+    del values
+    raise ConfigError(f'--mode mesh needs a task with a 3-D field; config.task={self.name!r} has none.')
+
   def field_colour(self, variables, points, viewdirs):
     """Colour float32 [n, 3] at points float32 [n, 3] seen along unit viewdirs [n, 3] (jittable)."""
     del variables, points, viewdirs

@@ -25,6 +25,9 @@ class NerfTask(SceneTask):
     super().__init__(data_config, model_config, loss_config, scene)
     m = model_config
     self.sampler = samplers.SAMPLERS.get(m.sampler)
+    problems = self.sampler.scene_problems(m, self.scene)
+    if problems:
+      raise ConfigError(f'{data_config.format!r} scene {data_config.scene!r}: ' + '; '.join(problems) + '.')
     field_scene = fields.FieldScene(num_cameras=self.num_cameras)
     samplers.check_field(m.sampler, self.sampler, fields.build_field(m, field_scene), m.field)
     self.model = self.sampler.build(data_config, m, self.near, self.far,
@@ -111,6 +114,18 @@ class NerfTask(SceneTask):
     """The shown field's density at points float32 [N, 3] -> [N], as seen from no training camera."""
     return self._field(variables, points, jnp.zeros_like(points)).density[:, 0]
 
+  def surface_values(self, variables, points):
+    """The sampler's surface (samplers.base.Sampler.surface: the density, or an SDF's -sdf) at points
+    float32 [N, 3] -> [N]."""
+    cond = Conditioning(camera=jnp.full(points.shape[:1], NO_CAMERA, jnp.int32))
+    return self.model.apply(_model_variables(variables), points[:, None, :], jnp.zeros_like(points), cond,
+                            method='surface')[:, 0]
+
+  def surface_level(self, values):
+    """The sampler's SURFACE_LEVEL (an SDF's 0), else Otsu's split of the densities (export.suggest_threshold)."""
+    level = self.sampler.SURFACE_LEVEL
+    return export.suggest_threshold(values) if level is None else float(level)
+
   def field_colour(self, variables, points, viewdirs):
     """Its colour at points float32 [N, 3] seen along unit viewdirs [N, 3] -> [N, 3]."""
     return self._field(variables, points, viewdirs).rgb[:, 0]
@@ -135,10 +150,10 @@ class NerfTask(SceneTask):
     report = {'opacity_centre_rays': round(float(centre.mean()), 4),
               'opacity_corner_rays': round(float(corners.mean()), 4)}
     report.update(self.model.report(variables))
-    if not self.data_config.ndc:  # a threshold for --mode mesh from densities on a grid over the scene box
+    if not self.data_config.ndc:  # the level --mode mesh takes, from a grid over the scene box
       lo, hi = self.scene_box()
-      sample = jax.jit(self.field_density)(variables, export.grid_points(lo, hi, 32))
-      report['suggested_mesh_threshold'] = round(export.suggest_threshold(np.asarray(sample)), 2)
+      sample = jax.jit(self.surface_values)(variables, export.grid_points(lo, hi, 32))
+      report['suggested_mesh_threshold'] = round(self.surface_level(np.asarray(sample)), 2)
     problems = []
     if centre.max() < 0.01:
       problems.append(

@@ -121,7 +121,8 @@ class SceneTask(Task):
     """The step's pixels, not yet rays: {'image', 'rows', 'cols': int32 [B], 'poses': [B, 4, 4],
     'intrinsics': [B, 4] (the pixels' cameras, as given), 'rgb': [B, 3], 'keys': uint32 [B, 2]}; with
     data.random_bkgd also 'background' [B, 3], a random colour behind each ray that the target is
-    composited onto instead of white, so the field cannot paint the background into the object. The
+    composited onto instead of white, so the field cannot paint the background into the object, and
+    'alpha' [B], the pixels' alpha (a mask loss's target). The
     loss makes the rays (batch_rays), so a camera model can refine the poses it is given.
 
     Per-ray keys make the stratified and hierarchical jitter a property of the ray, not of the batch's
@@ -142,6 +143,7 @@ class SceneTask(Task):
       alpha = data['alphas'][image, rows, cols][:, None]
       batch['rgb'] = batch['rgb'] + (1.0 - alpha) * (background - 1.0)
       batch['background'] = background
+      batch['alpha'] = alpha[:, 0]  # what a mask loss compares the render's opacity with
     return batch
 
   # --- evaluation and rendering ---
