@@ -156,7 +156,7 @@ def get_config():
   config.mesh.chunk = 65536  # points per density query (memory follows it)
   # Floaters: connected pieces with fewer faces than this share of the largest piece's are dropped
   # (1: the largest only; 0: keep every piece); --mode mesh says how many went
-  config.mesh.min_component = 0.01
+  config.mesh.min_component = 0.05
   config.mesh.colours = True  # vertex colours: the field seen along each vertex normal
   config.mesh.normals = True  # vertex normals in the .ply and .obj (from the meshed values' gradient)
 

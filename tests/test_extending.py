@@ -263,7 +263,7 @@ def test_unknown_names_list_the_choices():
                               ('model.encoding', 'hash', r'model.encoding must be one of'),
                               ('model.dir_encoding', 'spherical', r'model.dir_encoding must be one of'),
                               ('model.field', 'nerfacto', r"model.field\b.*must be one of \[.*'mlp'.*'ngp'"),
-                              ('model.sampler', 'proposal', r"model.sampler\b.*must be one of \['hierarchical', 'occupancy'"),
+                              ('model.sampler', 'proposal', r"model.sampler\b.*must be one of \['hierarchical', 'neus', 'occupancy'"),
                               ('model.camera', 'barf', r"model.camera\b.*must be one of \['fixed'"),
                               ('loss.terms', ('distortion',), r'loss.terms must be one of')):
     config = override(default.get_config(), **{'task': 'nerf', key: value})

@@ -111,8 +111,9 @@ class SpheresSdf(nn.Module):
                                         'inv_s': jnp.full(sdf.shape, 2000.0)})
 
 
-@pytest.fixture()
+@pytest.fixture(scope='module')
 def analytic_sdf(spheres_root):
+  """(config, task, variables) of the neus sampler on SpheresSdf, built once for the module's tests."""
   fields.FIELDS.register('test_spheres_sdf', lambda model_config, encoding, dir_encoding, scene: SpheresSdf())
   try:
     config = small_nerf_config(spheres_root, **{
@@ -212,7 +213,8 @@ def _small_surface_config(root, **values):
               'model.dir_encoding': 'sh', 'model.hash_levels': 4, 'model.hash_table_log2': 12,
               'model.hash_finest': 64, 'model.box': (-1.2, 1.2), 'model.grid_resolution': 16,
               'model.march_steps': 128, 'model.march_samples': (8, 8), 'model.march_eval_samples': (8, 8),
-              'model.sdf_radius': 0.8, 'loss.terms': ('eikonal',), 'train.lr': 1e-2}
+              'model.sdf_radius': 0.8, 'model.neus_free_points': 128, 'loss.terms': ('eikonal',),
+              'train.lr': 1e-2, 'train.batch_size': 256}
   settings.update(values)
   return small_nerf_config(root, **settings)
 
@@ -220,7 +222,8 @@ def _small_surface_config(root, **values):
 def test_photos_without_masks_need_the_background_field_which_then_takes_the_background(spheres_root):
   import dataclasses
   from nerf_jax import batching, datasets
-  config = _small_surface_config(spheres_root)
+  # (The finite differences here, the analytic gradient in the training test: both through a loss.)
+  config = _small_surface_config(spheres_root, **{'model.sdf_gradient': 'finite_difference'})
   maskless = dataclasses.replace(datasets.load_split(config.data, 'train'), alphas=None)
   with pytest.raises(errors.ConfigError, match="without alpha .no masks. needs a background: set "
                                                "model.neus_background='field'"):
@@ -245,7 +248,7 @@ def test_neus_trains_from_the_sphere_towards_the_scene(spheres_root, tmp_path):
   # A few dozen steps from the geometric initialisation: the loss falls, the sharpness and the grid
   # are reported, the mesh is at level 0.
   from tests.conftest import train_on_a_fixed_batch
-  config = _small_surface_config(spheres_root, **{'train.steps': 60, 'train.checkpoint_every': 60,
+  config = _small_surface_config(spheres_root, **{'train.steps': 40, 'train.checkpoint_every': 40,
                                                   'data.random_bkgd': True, 'loss.terms': ('eikonal', 'mask'),
                                                   'model.grid_warmup_steps': 32})
   task, variables, before, after = train_on_a_fixed_batch(config, str(tmp_path))
