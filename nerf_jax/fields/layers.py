@@ -127,3 +127,20 @@ class Dense(nn.Module):
     if self.use_bias:
       y = y + self.param('bias', self.bias_init, (self.features,))[:, None]
     return y
+
+
+def colour_mlp(layer, h, encoded_dirs, conditioning, cond, width, depth, lead):
+  """instant-NGP's colour network, called inside a field's compact __call__ (its layers are the field's):
+  sigmoid of `depth` ReLU layers of `width` on concat(h, the per-ray input), the first as two products
+  so the direction's is computed once per ray.
+
+  layer(features, name, **kw) -> a Dense of the field; h: float32 [F, R * S] features-first, per sample;
+  encoded_dirs: float32 [R, D]; conditioning, cond: as per_ray_inputs; lead: the samples' shape [R, S]
+  returns rgb float32 [*lead, 3]
+  """
+  directions = per_ray_inputs(encoded_dirs, conditioning, cond)  # [features, rays]
+  directions = layer(width, 'colour_0_dirs', use_bias=False)(directions)
+  x = nn.relu(add_per_ray(layer(width, 'colour_0')(h), directions))
+  for i in range(1, depth):
+    x = nn.relu(layer(width, f'colour_{i}')(x))
+  return features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)

@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from nerf_jax import config_rules
-from nerf_jax.fields.layers import (Dense, add_per_ray, compute_dtype, features_first, features_last,
-                                    per_ray_inputs)
+from nerf_jax.fields.layers import Dense, colour_mlp, compute_dtype, features_first
 from nerf_jax.types import FieldOutput
 
 KEYS = {'model.geo_features': (15, "'ngp' field: features from the density MLP to the colour MLP")}
@@ -73,13 +72,8 @@ class NgpField(nn.Module):
     lo, hi = self.box
     inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
     sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
-    # The first colour layer on concat(h, dir) as two products: the direction's once per ray.
-    directions = per_ray_inputs(self.dir_encoding(viewdirs), self.conditioning, cond)  # [features, rays]
-    directions = layer(self.width, 'colour_0_dirs', use_bias=False)(directions)
-    x = nn.relu(add_per_ray(layer(self.width, 'colour_0')(h), directions))
-    for i in range(1, self.colour_depth):
-      x = nn.relu(layer(self.width, f'colour_{i}')(x))
-    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)
+    rgb = colour_mlp(layer, h, self.dir_encoding(viewdirs), self.conditioning, cond, self.width,
+                     self.colour_depth, lead)
     return FieldOutput(rgb=rgb, density=sigma)
 
 

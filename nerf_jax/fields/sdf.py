@@ -11,8 +11,7 @@ import numpy as np
 
 from nerf_jax import config_rules
 from nerf_jax.fields.hashgrid import HashEncoding
-from nerf_jax.fields.layers import (Dense, add_per_ray, compute_dtype, features_first, features_last,
-                                    per_ray_inputs)
+from nerf_jax.fields.layers import Dense, colour_mlp, compute_dtype, features_first
 from nerf_jax.types import FieldOutput
 
 GRADIENTS = ('analytic', 'finite_difference')
@@ -156,12 +155,8 @@ class SdfField(nn.Module):
     normal = grad * jax.lax.rsqrt(jnp.sum(grad ** 2, axis=-1, keepdims=True) + 1e-12)  # finite at 0
     layer = lambda features, name, **kw: Dense(features, self.dtype, name=name, **kw)
     h = jnp.concatenate([features_first(normal), feature], axis=0)
-    directions = per_ray_inputs(self.dir_encoding(viewdirs), self.conditioning, cond)  # [features, rays]
-    directions = layer(self.width, 'colour_0_dirs', use_bias=False)(directions)
-    x = nn.relu(add_per_ray(layer(self.width, 'colour_0')(h), directions))
-    for i in range(1, self.colour_depth):
-      x = nn.relu(layer(self.width, f'colour_{i}')(x))
-    rgb = features_last(nn.sigmoid(layer(3, 'rgb')(x)), lead)
+    rgb = colour_mlp(layer, h, self.dir_encoding(viewdirs), self.conditioning, cond, self.width,
+                     self.colour_depth, lead)
     variance = self.param('variance', nn.initializers.constant(self.init_variance), ())
     inv_s = jnp.clip(jnp.exp(10.0 * variance), 1e-6, 1e6)
     return FieldOutput(rgb=rgb, density=None,
