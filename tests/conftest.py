@@ -90,9 +90,10 @@ def train_on_a_fixed_batch(config, workdir):
   task = tasks.make_task(config)
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
-  before, _ = task.loss(train.create_train_state(config, task).variables, batch, 0)
+  loss = jax.jit(task.loss)  # eager, a sampler's loss takes tens of seconds
+  before, _ = loss(train.create_train_state(config, task).variables, batch, 0)
   params = train.train_and_evaluate(config, workdir).variables
-  after, _ = task.loss(params, batch, 0)
+  after, _ = loss(params, batch, 0)
   return task, params, before, after
 
 

@@ -121,7 +121,7 @@ def analytic_sdf(spheres_root):
         'model.grid_resolution': 32, 'model.march_steps': 512, 'data.random_bkgd': True,
         'loss.terms': ('eikonal', 'mask'), 'mesh.box': (-1.2, -1.2, -1.2, 1.2, 1.2, 1.2)})
     task = tasks.make_task(config)
-    params, state = task.init_variables(jax.random.PRNGKey(0))
+    params, state = jax.jit(task.init_variables)(jax.random.PRNGKey(0))  # eager: 10x slower
     yield config, task, {**params, **state}
   finally:
     fields.FIELDS.unregister('test_spheres_sdf')
@@ -177,7 +177,8 @@ def test_training_renders_carry_the_eikonal_gradients_and_the_loss_terms(analyti
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
   loss, aux = jax.jit(task.loss)(variables, batch, 100)
-  renders = task.model.apply(variables, task.batch_rays(variables, batch), batch['keys'], batch['background'])
+  renders = jax.jit(lambda v, b: task.model.apply(v, task.batch_rays(v, b), b['keys'], b['background']))(
+      variables, batch)
   extras = renders['fine'].extras
   # Packed: one gradient per budget slot, the real samples marked; and the free points' own.
   assert extras['sdf_gradient'].shape == (extras['sample_valid'].shape[0], 3)
@@ -230,11 +231,11 @@ def test_photos_without_masks_need_the_background_field_which_then_takes_the_bac
     tasks.make_task(config, scene=maskless)
   config = override(config, **{'model.neus_background': 'field'})
   task = tasks.make_task(config, scene=maskless)
-  params, state = task.init_variables(jax.random.PRNGKey(0))
+  params, state = jax.jit(task.init_variables)(jax.random.PRNGKey(0))  # eager: 10x slower
   assert 'background' in params['params']
   plan = batching.BatchPlan.from_config(config.train)
   batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(1), 100, plan)
-  grads = jax.grad(lambda p: task.loss({**p, **state}, batch, 100)[0])(params)
+  grads = jax.jit(jax.grad(lambda p: task.loss({**p, **state}, batch, 100)[0]))(params)
   table = grads['params']['background']['encoding']['table']
   assert float(jnp.abs(table).max()) > 0  # the background field learns from the photos
   # A ray that misses the box shows the background field's render, not white.

@@ -55,8 +55,9 @@ class Sampler(nn.Module):
 
   def field(self, points, viewdirs, cond=None):
     """The shown field (the one the last render samples) at points float32 [..., S, 3] seen along
-    viewdirs float32 [..., 3]: a FieldOutput. What --mode mesh, the density histogram and the checks
-    query (through module.apply(variables, ..., method='field'))."""
+    viewdirs float32 [..., 3]: a FieldOutput with a density (an SDF sampler converts). What the mesh's
+    vertex colours, the density histogram, the grid's update and the checks query (through
+    module.apply(variables, ..., method='field'); --mode mesh's values come from `surface`)."""
     raise NotImplementedError
 
   def surface(self, points, viewdirs, cond=None):
