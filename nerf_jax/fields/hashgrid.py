@@ -177,14 +177,14 @@ def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False):
   benchmarks/run.py hash_encoding times both.
   position_gradient: the features' gradient with respect to x too (through the interpolation weights),
   which an SDF field's analytic normal needs; otherwise x gets none (a density field's points are
-  not trained, and the weights' backward pass would cost as much as the table's).
+  not trained, and the weights' backward pass would cost as much as the table's). It takes autodiff's
+  backward pass whatever custom_vjp says: the hand-written one has no gradient for x.
   """
   rows, weights = corner_indices_and_weights(x, layout)
   if not position_gradient:
     weights = jax.lax.stop_gradient(weights)
-  elif custom_vjp:
-    raise ValueError('hash_encode: position_gradient needs autodiff\'s backward pass (custom_vjp=False)')
-  features = (interpolate_custom if custom_vjp else _interpolate)(table, rows, weights)
+  custom = custom_vjp and not position_gradient
+  features = (interpolate_custom if custom else _interpolate)(table, rows, weights)
   return features.reshape(x.shape[0], -1)
 
 
@@ -211,8 +211,7 @@ class HashEncoding(nn.Module):
     table = self.param('table', init, (layout.total, self.features))
     lo, hi = self.box
     flat = ((x - lo) / (hi - lo)).reshape(-1, x.shape[-1])
-    out = hash_encode(flat, table, layout, custom_vjp=self.custom_vjp and not self.position_gradient,
-                      position_gradient=self.position_gradient)
+    out = hash_encode(flat, table, layout, custom_vjp=self.custom_vjp, position_gradient=self.position_gradient)
     return out.reshape(*x.shape[:-1], self.num_levels * self.features)
 
 
