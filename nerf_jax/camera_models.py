@@ -5,26 +5,24 @@ images passed through the camera model, so a model with parameters learns them w
 entry is
   build(model_config, num_cameras) -> None (the given poses) or a CameraModel called as
   module(poses float32 [B, 4, 4] camera-to-world, camera int32 [B] training-camera index) -> poses [B, 4, 4]
-Its parameters are the variable collection 'camera' of the run's state. Evaluation and rendering use
-the given poses (held-out views have no learned correction). A new model is a file of its own plus one
-line below (docs/extending.md works pose refinement through).
+Its parameters are the variable collection 'camera' of the run's state, trained at the model's own
+learning rate and warm-up (CameraModel.lr_scale, warmup_steps); its penalty joins the loss and its
+report the training metrics and --mode network (CameraModel.penalty, report). Evaluation and rendering
+use the given poses: held-out views have no learned correction, and views of the training split are
+shown from their given poses too. A new model is a file of its own plus one line below
+(docs/extending.md works pose refinement through).
+
+  'fixed'   the given poses, nothing learned
+  'refine'  per-view rotation and translation deltas, regularised (pose_refinement.py: nerfacto's SO3xR3)
 """
 
-import flax.linen as nn
-
+from nerf_jax import pose_refinement
+from nerf_jax.camera_model_base import CameraModel
 from nerf_jax.registry import Registry
-
-
-class CameraModel(nn.Module):
-  """Base class of a camera model with parameters: __call__(poses [B, 4, 4], camera [B]) -> poses.
-
-  lr_scale: its parameters' learning rate as a multiple of train.lr's schedule (the task adds the
-  parameter group; pose refinement usually wants less than the fields).
-  """
-  lr_scale: float = 1.0
-
 
 CAMERA_MODELS = Registry('camera model', 'model.camera')
 CAMERA_MODELS.register('fixed', lambda model_config, num_cameras: None)  # the given poses, nothing learned
+CAMERA_MODELS.register('refine', pose_refinement.build, keys=pose_refinement.KEYS, check=pose_refinement.check,
+                       safe=pose_refinement.SAFE)
 
 __all__ = ['CAMERA_MODELS', 'CameraModel']

@@ -89,10 +89,11 @@ def config_problems(config, num_devices=1):
   _views(p, 'eval.views', e.views)
   _views(p, 'eval.train_views', e.train_views)
   for group in t.optimizer.groups:
-    if (not isinstance(group, (tuple, list)) or len(group) != 2 or not isinstance(group[0], str)
-        or not isinstance(group[1], (int, float)) or group[1] <= 0):
-      p.append(f'train.optimizer.groups holds {group!r}; each entry is (regex, lr scale > 0), e.g. '
-               f'(("encoding", 10.0),)')
+    if (not isinstance(group, (tuple, list)) or len(group) not in (2, 3) or not isinstance(group[0], str)
+        or not isinstance(group[1], (int, float)) or group[1] <= 0 or (len(group) == 3 and (
+            not isinstance(group[2], int) or isinstance(group[2], bool) or group[2] < 0))):
+      p.append(f'train.optimizer.groups holds {group!r}; each entry is (regex, lr scale > 0), or with a '
+               f'warm-up (regex, lr scale > 0, steps >= 0), e.g. (("encoding", 10.0),)')
       continue
     try:
       re.compile(group[0])

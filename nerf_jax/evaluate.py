@@ -119,7 +119,8 @@ class Evaluator:
     """Scores the `views` ([start, stop, step]) of `split`; with out_dir, writes metrics.json and per
     view {name}.png (prediction), {name}_gt_pred.png and the task's extra maps ({name}_depth.png, ...).
 
-    summary['non_finite_views'] names the views whose prediction is not finite (NaN or inf).
+    summary['non_finite_views'] names the views whose prediction is not finite (NaN or inf); the task's
+    eval_notes(split) join the summary by name (e.g. 'appearance': the code held-out views used).
     Returns (summary dict, the first view's images for the logs: {'gt_pred': ground truth | prediction,
     uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}).
     """
@@ -149,6 +150,7 @@ class Evaluator:
         'num_views': len(per_view),
         'subset': len(per_view) < total,
         'split_views': total,
+        **self.task.eval_notes(split),  # what the views were rendered with (a per-image code), by name
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
         **({'lpips': float(np.mean([m['lpips'] for m in per_view.values()]))}

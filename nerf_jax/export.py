@@ -147,6 +147,12 @@ def suggest_threshold(densities):
   return float(edges[np.argmax(between) + 1])
 
 
+def foreground_box(task, mesh_config):
+  """(lo, hi) float64 [3] each: mesh.box where set, else the cube every camera sees (task.scene_box)."""
+  box = mesh_config.box
+  return (np.asarray(box[:3], np.float64), np.asarray(box[3:], np.float64)) if box else task.scene_box()
+
+
 def extract_mesh(task, params, mesh_config, out_dir):
   """--mode mesh: writes out_dir/mesh.{ply,obj}. Returns (paths, report dict).
 
@@ -155,7 +161,7 @@ def extract_mesh(task, params, mesh_config, out_dir):
   threshold, an SDF's zero); mesh.threshold > 0 overrides the level.
   """
   c = mesh_config
-  lo, hi = (np.asarray(c.box[:3], np.float64), np.asarray(c.box[3:], np.float64)) if c.box else task.scene_box()
+  lo, hi = foreground_box(task, c)
   values_fn = jax.jit(task.surface_values)
   start = time.perf_counter()
   values = sample_grid(lambda p: np.asarray(values_fn(params, p)), lo, hi, c.resolution, c.chunk)
@@ -199,6 +205,10 @@ def extract_point_cloud(task, params, config, out_dir, mesh=None):
   progress.close()
   num_views = len(points)
   points, colours = np.concatenate(points), np.concatenate(colours)
+  if c.foreground:  # an unbounded scene's background lies out to the horizon: keep the foreground only
+    lo, hi = foreground_box(task, config.mesh)
+    inside = np.all((points >= lo) & (points <= hi), axis=-1)
+    points, colours = points[inside], colours[inside]
   if len(points) > c.max_points > 0:  # an even thinning, the same on every run
     keep = np.random.default_rng(0).choice(len(points), c.max_points, replace=False)
     points, colours = points[keep], colours[keep]

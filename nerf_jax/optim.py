@@ -1,7 +1,8 @@
 """The optimiser from config.train: an optax chain built in one function.
 
   [clip by global norm] [clip by value] -> OPTIMIZERS[train.optimizer.name] (Adam by default)
-  -> [decoupled weight decay] -> learning rate (exponential decay; per parameter group if asked)
+  -> [decoupled weight decay] -> learning rate (exponential decay; per parameter group if asked, with
+  its own scale and warm-up)
 
 With no clipping, decay or groups the chain is optax.adam's own (scale_by_adam, then the learning
 rate), so checkpoints of runs made before the optimiser was configurable restore unchanged.
@@ -10,6 +11,7 @@ rate), so checkpoints of runs made before the optimiser was configurable restore
 import re
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from nerf_jax.registry import Registry
@@ -26,18 +28,28 @@ def learning_rate_schedule(train_config):
                                  decay_rate=train_config.lr_decay_rate)
 
 
+def group_schedule(schedule, scale, warmup_steps=0):
+  """A parameter group's learning rate: schedule(step) * scale, ramped linearly from 0 over the first
+  warmup_steps steps (0: no ramp). step counts the updates from 0, so the first update of a group
+  with a warm-up is zero."""
+  if not warmup_steps:
+    return lambda step: scale * schedule(step)
+  return lambda step: scale * jnp.minimum(step / warmup_steps, 1.0) * schedule(step)
+
+
 def parameter_path(path):
   """'coarse/trunk_0/kernel' from a jax.tree_util key path (dict keys joined by '/')."""
   return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in path)
 
 
 def group_labels(params, groups):
-  """Each parameter's group: the first of `groups` ((regex, lr scale) pairs) whose regex is found in
-  its path ('params/coarse/trunk_0/kernel'), else 'default'. Returns a pytree of labels like params."""
+  """Each parameter's group: the first of `groups` ((regex, lr scale[, warm-up steps])) whose regex is
+  found in its path ('params/coarse/trunk_0/kernel'), else 'default'. Returns a pytree of labels like
+  params."""
   def label(path, _):
     name = parameter_path(path)
-    for i, (pattern, _) in enumerate(groups):
-      if re.search(pattern, name):
+    for i, group in enumerate(groups):
+      if re.search(group[0], name):
         return f'group_{i}'
     return 'default'
   return jax.tree_util.tree_map_with_path(label, params)
@@ -48,11 +60,12 @@ def make_optimizer(train_config, extra_groups=()):
 
   train.optimizer keys: name (OPTIMIZERS), b1, b2, eps (Adam's), clip_norm and clip_value (0: off),
   weight_decay (decoupled, AdamW-style; 0: off) on the parameters whose path matches the regex
-  weight_decay_pattern (empty: all), groups: ((regex, lr scale), ...) giving the
-  parameters whose path matches a regex their own learning rate (schedule x scale), e.g.
-  (('encoding', 10.0),) for a grid's tables at ten times an MLP's rate. extra_groups: more such pairs,
-  a task's own (Task.optimizer_groups: a camera model's rate), matched before the config's, whose broad
-  patterns would otherwise take them (the first match decides).
+  weight_decay_pattern (empty: all), groups: ((regex, lr scale[, warm-up steps]), ...) giving the
+  parameters whose path matches a regex their own learning rate (group_schedule: schedule x scale,
+  ramped from 0 over the warm-up steps where given), e.g. (('encoding', 10.0),) for a grid's tables at
+  ten times an MLP's rate. extra_groups: more such entries, a task's own (Task.optimizer_groups: a camera
+  model's rate and warm-up), matched before the config's, whose broad patterns would otherwise take
+  them (the first match decides).
   """
   c = train_config.optimizer  # its values' ranges are checked by config_checks.validate
   groups = tuple(tuple(g) for g in extra_groups) + tuple(tuple(g) for g in c.groups)
@@ -71,8 +84,8 @@ def make_optimizer(train_config, extra_groups=()):
     parts.append(optax.add_decayed_weights(c.weight_decay, mask=mask))
   if groups:
     rates = {'default': optax.scale_by_learning_rate(schedule)}
-    for i, (_, scale) in enumerate(groups):
-      rates[f'group_{i}'] = optax.scale_by_learning_rate(lambda step, s=scale: s * schedule(step))
+    for i, group in enumerate(groups):
+      rates[f'group_{i}'] = optax.scale_by_learning_rate(group_schedule(schedule, *group[1:]))
     parts.append(optax.multi_transform(rates, lambda params: group_labels(params, groups)))
   else:
     parts.append(optax.scale_by_learning_rate(schedule))

@@ -16,14 +16,21 @@ REGISTRIES = (tasks.TASKS, datasets.FORMATS, fields.ENCODINGS, fields.FIELDS, sa
               camera_models.CAMERA_MODELS, losses.LOSS_TERMS, optim.OPTIMIZERS)
 
 
+def _owners(registry):
+  """[(owner for messages, Plugin)] of a registry: its entries, then its registry-wide features
+  (registry.Registry.share: keys every entry gets, e.g. the fields' appearance codes)."""
+  return ([(f'{registry.kind} {name!r}', plugin) for name, plugin in registry.plugins().items()] +
+          [(f'{registry.kind} feature {name!r}', plugin) for name, plugin in registry.shared().items()])
+
+
 def owned_keys():
-  """{'model.grid_every': (default, comment, 'sampler occupancy')} of every registered plug-in. A key
-  two plug-ins both declare must have one default (fields and samplers may share one)."""
+  """{'model.grid_every': (default, comment, 'sampler occupancy')} of every registered plug-in (and of
+  every registry-wide feature). A key two plug-ins both declare must have one default (fields and
+  samplers may share one)."""
   keys = {}
   for registry in REGISTRIES:
-    for name, plugin in registry.plugins().items():
+    for owner, plugin in _owners(registry):
       for key, (value, comment) in plugin.keys.items():
-        owner = f'{registry.kind} {name!r}'
         if key in keys and keys[key][0] != value:
           raise ValueError(f'{owner} declares {key}={value!r}, but {keys[key][2]} declares '
                            f'{keys[key][0]!r}: one key, one default.')
@@ -54,14 +61,16 @@ def resume_defaults():
 
 def safe_keys():
   """The plug-in keys a resumed run may change (registry.Plugin.safe)."""
-  return tuple(key for registry in REGISTRIES for plugin in registry.plugins().values() for key in plugin.safe)
+  return tuple(key for registry in REGISTRIES for _, plugin in _owners(registry) for key in plugin.safe)
 
 
 def problems(config):
   """What the config's chosen plug-ins say against it: an unknown name (naming the key and the choices)
-  or the chosen entry's own rule (registry.Plugin.check)."""
+  or the chosen entry's own rule (registry.Plugin.check); and every registry-wide feature's rule."""
   found = []
   for registry in REGISTRIES:
+    for feature in registry.shared().values():
+      found += feature.check(config)
     for key, name in registry.chosen(config):
       if name not in registry:
         found.append(f'{key}={name!r} must be one of {registry.names()}')

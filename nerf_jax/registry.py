@@ -7,6 +7,10 @@ ImportError at run time). An entry brings what it needs of the config with it: i
 defaults and comments, its rule of sense, the keys that may change when a run resumes. configs/default.py
 gathers the keys (nerf_jax.plugins.add_defaults), config_checks runs the rules of the chosen entries,
 and checkpoint reads a saved config that predates a key as holding its default.
+
+A feature the shared code applies to whichever entry is chosen (a per-image appearance code, which
+fields.build_field gives every field) owns its keys in the same way, through `share`: registry-wide keys
+with their rule, gathered, checked and resumed like an entry's, whatever entry the config chooses.
 """
 
 from typing import Any, Callable, NamedTuple
@@ -47,6 +51,7 @@ class Registry:
     self.key = key  # the config key whose value names an entry: 'data.format'
     self.config_keys = (key, *also)  # every key naming an entry (an encoding: points' and directions')
     self._entries = {}
+    self._shared = {}  # {feature name: Plugin} of the registry-wide keys (`share`)
 
   def register(self, name, entry=None, *, keys=None, check=None, safe=(), needs=(), replace=False):
     """Adds `entry` as `name` with what it owns (Plugin); as a decorator when `entry` is None. Returns
@@ -66,6 +71,22 @@ class Registry:
       raise ValueError(f'{self.kind} {name!r}: safe keys {sorted(unknown_safe)} are not among its keys.')
     self._entries[name] = Plugin(entry, dict(keys or {}), check or _no_problems, tuple(safe), tuple(needs))
     return entry
+
+  def share(self, name, *, keys, check=None, safe=()):
+    """Registers keys that belong to the registry, not to one entry: `name` (a feature the shared code
+    applies to every entry, e.g. the fields' 'appearance' codes) owns `keys` ({key: (default, comment)}),
+    its rule `check` runs whatever entry the config chooses, `safe` as in `register`. Returns None."""
+    unknown_safe = set(safe) - set(keys)
+    if unknown_safe:
+      raise ValueError(f'{self.kind} feature {name!r}: safe keys {sorted(unknown_safe)} are not among its '
+                       f'keys.')
+    if name in self._shared:
+      raise ValueError(f'{self.kind} feature {name!r} is already shared.')
+    self._shared[name] = Plugin(None, dict(keys), check or _no_problems, tuple(safe), ())
+
+  def shared(self):
+    """{feature name: Plugin} of the registry-wide keys (`share`): entry None, keys, check, safe."""
+    return dict(self._shared)
 
   def unregister(self, name):
     """Removes `name` (tests that register a toy plug-in take it out again)."""

@@ -83,3 +83,38 @@ def contract(points, radius):
   norm = jnp.max(jnp.abs(u), axis=-1, keepdims=True)
   safe = jnp.maximum(norm, 1.0)
   return jnp.where(norm <= 1.0, u, (2.0 - 1.0 / safe) * u / safe)
+
+
+def uncontract(contracted, radius):
+  """The inverse of `contract`: points float32 [..., 3] with |y|_inf < 2 -> float32 [..., 3] in the
+  world (|y|_inf = 2 is infinity, so it is kept off: points there return as 1e6 * radius away)."""
+  norm = jnp.max(jnp.abs(contracted), axis=-1, keepdims=True)
+  outer = jnp.clip(norm, 1.0, 2.0 - 1e-6)
+  # y = (2 - 1/n) u / n with n = |u|_inf, so |y|_inf = 2 - 1/n: n = 1 / (2 - |y|_inf), u = y n / (2 - 1/n).
+  n = 1.0 / (2.0 - outer)
+  return radius * jnp.where(norm <= 1.0, contracted, contracted * n / (2.0 - 1.0 / n))
+
+
+def spacing_to_distance(s, near, far, split=None):
+  """Distances along a ray from its normalised spacing s in [0, 1] (mip-NeRF 360's s-space, where
+  proposal histograms are resampled and the distortion loss is measured).
+
+  split=None: linear, t = near + s (far - near). split a distance (near < split < far): nerfacto's
+  piecewise spacing, the first half of s linear from near to split, the second linear in 1 / t from
+  split to far, so samples grow with distance past the region the cameras enclose.
+  s: float32 [...]; near, far, split: floats -> float32 [...]
+  """
+  if split is None:
+    return near + s * (far - near)
+  inner = near + 2.0 * s * (split - near)
+  outer = 1.0 / (1.0 / split + (2.0 * s - 1.0) * (1.0 / far - 1.0 / split))
+  return jnp.where(s < 0.5, inner, outer)
+
+
+def distance_to_spacing(t, near, far, split=None):
+  """The inverse of spacing_to_distance: t float32 [...] in [near, far] -> s float32 [...] in [0, 1]."""
+  if split is None:
+    return (t - near) / (far - near)
+  inner = 0.5 * (t - near) / (split - near)
+  outer = 0.5 + 0.5 * (1.0 / jnp.maximum(t, 1e-10) - 1.0 / split) / (1.0 / far - 1.0 / split)
+  return jnp.where(t < split, inner, outer)

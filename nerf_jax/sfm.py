@@ -281,7 +281,7 @@ def train_command(scene_dir):
   """The command that trains on the scene at scene_dir."""
   scene_dir = os.path.normpath(scene_dir)
   root, scene = os.path.dirname(scene_dir) or '.', os.path.basename(scene_dir)
-  return (f'python main.py --config configs/colmap.py --config.data.root={shlex.quote(root)} '
+  return (f'python main.py --config configs/colmap_fast_cpu.py --config.data.root={shlex.quote(root)} '
           f'--config.data.scene={shlex.quote(scene)}')
 
 

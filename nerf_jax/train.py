@@ -322,10 +322,12 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None, stri
       raise CheckpointError(message)
     _print(f'Warning: {message}')
     return result
+  # What the views were rendered with beyond their rays (a per-image appearance code), one line each.
+  notes = ''.join(f'{name}: {text}\n' for name, text in evaluator.task.eval_notes(split).items())
   _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
         f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f}{lpips_text} ({seconds:.1f} s; '
         f'{result["seconds_per_image"]:.2f} s and {result["rays_per_second"]:.0f} rays/s per image).\n'
-        f'Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
+        f'{notes}Wrote {os.path.join(out_dir, "metrics.json")} and the images there.')
   return result
 
 

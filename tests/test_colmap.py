@@ -345,8 +345,77 @@ def test_factor_folder_and_input_ratio_scale_the_intrinsics(copy, workspaces):
   np.testing.assert_allclose(halved.intrinsics, full.intrinsics / 2, rtol=1e-6)
   np.testing.assert_allclose(ratio.intrinsics, full.intrinsics / 2, rtol=1e-6)
   np.testing.assert_array_equal(halved.poses, full.poses)
-  with pytest.raises(DatasetError, match=r"images_4.*does not exist.*data.factor=1"):
+
+
+def _fallback_lines(capsys):
+  return [line for line in capsys.readouterr().out.splitlines() if line.startswith('colmap: ')]
+
+
+def test_missing_factor_folder_falls_back_to_images_resized_and_says_so_once(copy, capsys):
+  root, scene_dir = copy  # images/ only, no images_2/
+  full = colmap.load_split(root, 'scene', 'train', llffhold=3)
+  ratio = colmap.load_split(root, 'scene', 'train', llffhold=3, input_ratio=0.5)
+  capsys.readouterr()
+  train = colmap.load_split(root, 'scene', 'train', llffhold=3, factor=2)
+  test = colmap.load_split(root, 'scene', 'test', llffhold=3, factor=2)
+  assert train.images.shape[1:3] == test.images.shape[1:3] == (SIZE // 2, SIZE // 2)
+  # The photos of images/ resized by 1/2 (area averaging), intrinsics halved with them: what input_ratio
+  # 0.5 makes of the full-size photos.
+  np.testing.assert_array_equal(train.images, ratio.images)
+  np.testing.assert_allclose(train.intrinsics, full.intrinsics / 2, rtol=1e-6)
+  np.testing.assert_array_equal(train.poses, full.poses)
+  lines = _fallback_lines(capsys)  # once for the scene, not once per split
+  assert len(lines) == 1, lines
+  images, images_2 = os.path.join(scene_dir, 'images'), os.path.join(scene_dir, 'images_2')
+  assert lines[0] == (f"colmap: {images_2!r} does not exist; reading all {NUM_VIEWS} images from {images!r} "
+                      f"instead, resized by 1/2 (area averaging).")
+  both = colmap.load_split(root, 'scene', 'train', llffhold=3, factor=2, input_ratio=0.5)  # 1/2, then 1/2
+  assert both.images.shape[1:3] == (SIZE // 4, SIZE // 4)
+  np.testing.assert_allclose(both.intrinsics, full.intrinsics / 4, rtol=1e-6)
+
+
+def test_incomplete_factor_folder_falls_back_for_every_image(copy, capsys):
+  root, scene_dir = copy
+  os.makedirs(os.path.join(scene_dir, 'images_2'))
+  black = np.zeros((SIZE // 2, SIZE // 2, 3), np.uint8)  # copies that are told apart from the fallback
+  for v in range(NUM_VIEWS):
+    if v != 4:
+      iio.imwrite(os.path.join(scene_dir, 'images_2', f'view_{v:02d}.png'), black)
+  ratio = colmap.load_split(root, 'scene', 'train', llffhold=0, input_ratio=0.5)
+  capsys.readouterr()
+  # One copy missing: every image comes from images/ (one source, one filter, one size), none of the
+  # copies, so the views stay consistent.
+  split = colmap.load_split(root, 'scene', 'train', llffhold=0, factor=2)
+  np.testing.assert_array_equal(split.images, ratio.images)
+  np.testing.assert_allclose(split.intrinsics, ratio.intrinsics, rtol=1e-6)
+  lines = _fallback_lines(capsys)
+  assert len(lines) == 1 and "images_2' lacks 1 of the 6 images registered in" in lines[0], lines
+  assert "['view_04.png']" in lines[0]
+  assert f"reading all 6 images from {os.path.join(scene_dir, 'images')!r}" in lines[0]
+  # Complete, the copies are read as they are, without a word.
+  iio.imwrite(os.path.join(scene_dir, 'images_2', 'view_04.png'), black)
+  split = colmap.load_split(root, 'scene', 'train', llffhold=0, factor=2)
+  assert split.images.shape[1:3] == (SIZE // 2, SIZE // 2) and split.images.max() == 0
+  assert _fallback_lines(capsys) == []
+
+
+def test_factor_without_the_photos_in_either_folder_is_a_one_line_error(copy):
+  root, scene_dir = copy
+  os.makedirs(os.path.join(scene_dir, 'images_2'))
+  for v in range(NUM_VIEWS - 1):
+    shutil.copy(os.path.join(scene_dir, 'images', f'view_{v:02d}.png'), os.path.join(scene_dir, 'images_2'))
+  os.remove(os.path.join(scene_dir, 'images', 'view_05.png'))
+  with pytest.raises(DatasetError, match=r"data.factor=2: '.*images_2' lacks 1 of the 6 .*view_05.png.*and the "
+                                         r"full-size '.*images' lacks 1 of them.*put the photos .* or complete "
+                                         r".*images_2'.*or set data.factor=1") as error:
+    colmap.load_split(root, 'scene', 'train', factor=2)
+  assert '\n' not in str(error.value)
+  shutil.rmtree(os.path.join(scene_dir, 'images'))
+  shutil.rmtree(os.path.join(scene_dir, 'images_2'))
+  with pytest.raises(DatasetError, match=r"Neither '.*scene/images_4' nor '.*scene/images' exists: put the "
+                                         r"photos .*or set data.factor=1") as error:
     colmap.load_split(root, 'scene', 'train', factor=4)
+  assert '\n' not in str(error.value)
 
 
 def _smooth_pattern(x, y):

@@ -195,7 +195,7 @@ def test_sampler_example(extended, spheres_root, tmp_path):
 
 def test_appearance_field_example(extended, spheres_root, tmp_path):
   config = extended(small_nerf_config(spheres_root), **{'model.field': 'mlp_appearance',
-                                                        'model.appearance_features': 4})
+                                                        'model.mlp_appearance_features': 4})
   task = tasks.make_task(config)
   params = train.create_train_state(config, task).params
   codes = params['params']['fine']['conditioning']['codes']
@@ -263,9 +263,9 @@ def test_unknown_names_list_the_choices():
                               ('model.encoding', 'hash', r'model.encoding must be one of'),
                               ('model.dir_encoding', 'spherical', r'model.dir_encoding must be one of'),
                               ('model.field', 'nerfacto', r"model.field\b.*must be one of \[.*'mlp'.*'ngp'"),
-                              ('model.sampler', 'proposal', r"model.sampler\b.*must be one of \['hierarchical', 'neus', 'occupancy'"),
+                              ('model.sampler', 'zipnerf', r"model.sampler\b.*must be one of \['hierarchical', 'neus', 'occupancy', 'proposal'"),
                               ('model.camera', 'barf', r"model.camera\b.*must be one of \['fixed'"),
-                              ('loss.terms', ('distortion',), r'loss.terms must be one of')):
+                              ('loss.terms', ('curvature',), r'loss.terms must be one of')):
     config = override(default.get_config(), **{'task': 'nerf', key: value})
     with pytest.raises(nerf_jax.errors.ConfigError, match=message):
       if key == 'data.format':

@@ -218,5 +218,5 @@ def test_video_every_nth_frame(reconstructed, tmp_path):
 
 
 def test_train_command():
-  assert sfm.train_command('data/mine/garden/') == ('python main.py --config configs/colmap.py '
+  assert sfm.train_command('data/mine/garden/') == ('python main.py --config configs/colmap_fast_cpu.py '
                                                    '--config.data.root=data/mine --config.data.scene=garden')

@@ -1,12 +1,18 @@
 """The 'colmap' format: a COLMAP workspace read straight from its sparse model.
 
 Layout: <data.root>/<data.scene>/
-  images/ (or images_<data.factor>/ for data.factor > 1)  the photos, named as in the model
+  images/  the photos, named as in the model
+  images_<data.factor>/ (optional, for data.factor > 1)  downsampled copies, e.g. LLFF's minify
   sparse/0/ (or sparse/ itself)  cameras, images, points3D as .bin or .txt (colmap_model)
 
 The loader:
   1. reads the model; every registered image must be in the images folder and every image there must
-     be registered (an unregistered photo is an error, not silently dropped);
+     be registered (an unregistered photo is an error, not silently dropped). For data.factor > 1 the
+     folder is images_<factor>/ when it holds every registered image; where it is missing or lacks any
+     of them, every image is read from images/ instead and resized by 1 / factor (to
+     round(H / factor) x round(W / factor), the LLFF loader's rule, by area averaging), all of them so
+     that the views share one source, size and filter; the load says so in one printed line
+     (image_source);
   2. converts each image's world-to-camera (qvec, tvec), OpenCV axes (x right, y down, z forward), to a
      camera-to-world pose in OpenGL axes (x right, y up, z back): c2w = inv([R | t]) with the camera's
      y and z axes negated (colmap_to_c2w);
@@ -30,10 +36,11 @@ The loader:
   4. per view near/far: NEAR_MARGIN = 0.9 (LLFF's) x the 1st and 1.1 x the 99th percentile of the
      depths of the sparse points that image observes, robust to a few stray points, in normalised units
      (depths only scale: for 'forward' every near is then >= 0.9 / 0.75 = 1.2, beyond NDC's plane at 1);
-  5. scales each camera's intrinsics to the image actually read (images_<factor>/), undistorts
-     SIMPLE_RADIAL, RADIAL and OPENCV images to a pinhole with the same fx, fy, cx, cy (any other
-     distorted model is an error: undistort with colmap image_undistorter), composites RGBA on white
-     when data.white_bkgd, and resizes by data.input_ratio (area averaging);
+  5. scales each camera's intrinsics to the image actually read (images_<factor>/, or images/),
+     undistorts SIMPLE_RADIAL, RADIAL and OPENCV images to a pinhole with the same fx, fy, cx, cy (any
+     other distorted model is an error: undistort with colmap image_undistorter), composites RGBA on
+     white when data.white_bkgd, and resizes (area averaging) by 1 / factor where the photos came from
+     images/, and by data.input_ratio, in one step, the intrinsics following;
 and splits the images sorted by name: every data.llffhold-th (0, llffhold, ...) is 'test', the rest 'train'.
 """
 
@@ -202,6 +209,8 @@ class ColmapScene:
     scale * rotation @ c + translation (normalised_poses())
   near, far: float64 [N] per-view depth bounds, normalised units
   cameras: the colmap_model.Camera of each image; layout: 'inward' or 'forward'; sparse_dir: the model
+  downscale: 1, or data.factor where `folder` is the full-size images/ read in place of a missing or
+    incomplete images_<factor>/ (read_view resizes each photo by 1 / downscale)
   """
   folder: str
   names: tuple
@@ -215,6 +224,7 @@ class ColmapScene:
   cameras: tuple
   layout: str
   sparse_dir: str
+  downscale: int = 1
 
   def normalised_poses(self):
     """float64 [N, 4, 4]: the poses in the loader's world."""
@@ -245,14 +255,11 @@ def _image_files(folder):
   return sorted(found)
 
 
-def _match_files(folder, names, images_path):
-  """The file of each registered name: the same name, or the one file with the same name but another
-  extension (downsampled folders often hold PNGs of JPEG originals). Missing images and images the
-  model did not register are errors."""
+def _find_files(folder, names):
+  """(files, missing, present): the file in `folder` of each registered name that has one (the same
+  name, or the one file with the same name but another extension: downsampled folders often hold PNGs
+  of JPEG originals), the names without one, and every image file in the folder."""
   present = _image_files(folder)
-  if not present:
-    _fail(f'The images folder {folder!r} holds no images ({", ".join(IMAGE_EXTENSIONS)}); put the photos '
-          f'COLMAP reconstructed there.')
   by_stem = {}
   for f in present:
     by_stem.setdefault(os.path.splitext(f)[0], []).append(f)
@@ -265,6 +272,17 @@ def _match_files(folder, names, images_path):
       files.append(by_stem[os.path.splitext(name)[0]][0])
     else:
       missing.append(name)
+  return files, missing, present
+
+
+def _match_files(folder, names, images_path):
+  """The file of each registered name (_find_files). Missing images and images the model did not
+  register are errors."""
+  files, missing, present = _find_files(folder, names)
+  if not present:
+    _fail(f'The images folder {folder!r} holds no images ({", ".join(IMAGE_EXTENSIONS)}); put the photos '
+          f'COLMAP reconstructed there.')
+  available = set(present)
   if missing:
     _fail(f'{len(missing)} image(s) named in {images_path!r} are missing from {folder!r}, e.g. '
           f'{missing[:3]}: copy them there, or use the images folder COLMAP reconstructed from.')
@@ -274,6 +292,44 @@ def _match_files(folder, names, images_path):
           f'{images_path!r}), e.g. {unregistered[:3]}: remove them from the folder, or re-run mapping '
           f'so that they are registered.')
   return tuple(files)
+
+
+_reported = set()  # the fallback lines printed in this process: one per scene, folder and reason
+
+
+def image_source(scene_dir, factor, names, images_path):
+  """(folder, files, downscale): where the registered images `names` are read from. images_<factor>/
+  when it holds every one of them (downscale 1); else, for factor > 1, the full-size images/ (downscale
+  factor: read_view resizes each by 1 / factor), for every image, not only the missing ones, so that
+  all views come from one source through one filter at one size (a mix of another tool's copies and
+  photos resized here would differ). The fallback is printed once per scene and reason in a process
+  (not once per split); neither folder holding the photos is a DatasetError naming both."""
+  wanted = os.path.join(scene_dir, f'images_{factor}' if factor > 1 else 'images')
+  if factor == 1:
+    return wanted, _match_files(wanted, names, images_path), 1
+  full = os.path.join(scene_dir, 'images')
+  if os.path.isdir(wanted):
+    _, missing, _ = _find_files(wanted, names)
+    if not missing:
+      return wanted, _match_files(wanted, names, images_path), 1  # unregistered extras: still an error
+    why = (f'{wanted!r} lacks {len(missing)} of the {len(names)} images registered in {images_path!r} '
+           f'(e.g. {missing[:3]})')
+  else:
+    why = f'{wanted!r} does not exist'
+  lacking = _find_files(full, names)[1] if os.path.isdir(full) else names
+  if lacking:
+    held = 'does not exist' if not os.path.isdir(full) else f'lacks {len(lacking)} of them'
+    _fail(f'data.factor={factor}: {why}, and the full-size {full!r} {held}, so the photos cannot be read '
+          f'from either: put the photos COLMAP reconstructed in {full!r} (they are resized by 1/{factor} '
+          f'on loading) or complete {wanted!r} (e.g. LLFF\'s minify, or mogrify -resize), or set '
+          f'data.factor=1.')
+  files = _match_files(full, names, images_path)  # unregistered photos there: an error, as ever
+  message = (f'colmap: {why}; reading all {len(names)} images from {full!r} instead, resized by 1/{factor} '
+             f'(area averaging).')
+  if (full, factor, message) not in _reported:
+    _reported.add((full, factor, message))
+    print(message, flush=True)
+  return full, files, factor
 
 
 def _observed_points(model):
@@ -302,11 +358,14 @@ def read_scene(scene_dir, factor=1):
           f'--config.data.root=PATH and its name with --config.data.scene.')
   if not (isinstance(factor, (int, np.integer)) and factor >= 1):
     _fail(f'data.factor must be an integer >= 1 (images_<factor>/), got {factor!r}.')
-  folder = os.path.join(scene_dir, f'images_{factor}' if factor > 1 else 'images')
-  if not os.path.isdir(folder):
-    hint = (' Make the downsampled copies (e.g. LLFF\'s minify, or mogrify -resize) or set data.factor=1.'
-            if factor > 1 else ' Put the photos COLMAP reconstructed there.')
-    _fail(f'The images folder {folder!r} does not exist.{hint}')
+  folder = os.path.join(scene_dir, 'images')
+  if factor == 1 and not os.path.isdir(folder):
+    _fail(f'The images folder {folder!r} does not exist. Put the photos COLMAP reconstructed there.')
+  wanted = os.path.join(scene_dir, f'images_{factor}')
+  if factor > 1 and not os.path.isdir(wanted) and not os.path.isdir(folder):
+    _fail(f'Neither {wanted!r} nor {folder!r} exists: put the photos COLMAP reconstructed in {folder!r} '
+          f'(they are resized by 1/{factor} on loading), or their downsampled copies in {wanted!r}, or set '
+          f'data.factor=1.')
   sparse_dir = find_sparse_dir(scene_dir)
   model = read_model(sparse_dir)
   ext = model_extension(sparse_dir)
@@ -318,7 +377,7 @@ def read_scene(scene_dir, factor=1):
           f'them. Re-run mapping (or colmap point_triangulator).')
   images = sorted(model.images.values(), key=lambda i: i.name)
   names = tuple(i.name for i in images)
-  files = _match_files(folder, names, images_path)
+  folder, files, downscale = image_source(scene_dir, factor, names, images_path)
   poses, cameras = [], []
   for image in images:
     where = f'{images_path!r}: image {image.id} ({image.name})'
@@ -357,7 +416,7 @@ def read_scene(scene_dir, factor=1):
   return ColmapScene(folder=folder, names=names, files=files, poses=poses, scale=scale, rotation=rotation,
                      translation=translation, near=NEAR_MARGIN * scale * bounds[:, 0],
                      far=FAR_MARGIN * scale * bounds[:, 1], cameras=tuple(cameras), layout=layout,
-                     sparse_dir=sparse_dir)
+                     sparse_dir=sparse_dir, downscale=downscale)
 
 
 def read_view(scene, index, *, input_ratio=1.0, white_bkgd=True):
@@ -389,7 +448,11 @@ def read_view(scene, index, *, input_ratio=1.0, white_bkgd=True):
   rgb = composite_on_white(image) if alpha is not None and white_bkgd else image[..., :3]
   pixels = rgb if alpha is None else np.concatenate([rgb, alpha], -1)
   pixels = undistort_image(pixels, intrinsics, coeffs)
-  out_h, out_w = round(h * input_ratio), round(w * input_ratio)
+  # A photo read from images/ in place of images_<factor>/ (scene.downscale > 1) gets the size a copy
+  # would have (round(H / factor), LLFF's rule), then input_ratio as ever: one area resize, to the size
+  # the two resizes would give.
+  base_h, base_w = max(1, round(h / scene.downscale)), max(1, round(w / scene.downscale))
+  out_h, out_w = round(base_h * input_ratio), round(base_w * input_ratio)
   if (out_h, out_w) != (h, w):
     pixels = area_resize(pixels, out_h, out_w)
     intrinsics = intrinsics * [out_w / w, out_h / h, out_w / w, out_h / h]

@@ -6,11 +6,16 @@ an encoding maps float32 [..., d] to float32 [..., features]. Both are Flax modu
 of its own with a `build` function, plus one line below (with the keys and rule the file owns):
   encoding: build(model_config, role) -> nn.Module, role 'position' (points, image (u, v)) or 'direction'
   field: build(model_config, encoding, dir_encoding, scene) -> nn.Module, scene a FieldScene
+A field whose build also takes `conditioning=` (a module of the rays' types.Conditioning, fed to its
+colour branch: mlp, ngp and sdf do) gets per-image appearance codes when model.appearance_features > 0
+(fields.appearance: keys every field gets, registered with FIELDS.share).
 """
 
+import inspect
 from typing import NamedTuple
 
-from nerf_jax.fields import frequency, hashgrid, mlp, ngp, sdf, sh
+from nerf_jax.errors import ConfigError
+from nerf_jax.fields import appearance, frequency, hashgrid, mlp, ngp, sdf, sh
 from nerf_jax.fields.layers import COMPUTE_DTYPES, compute_dtype
 from nerf_jax.registry import Registry
 
@@ -23,6 +28,7 @@ ENCODINGS.register('sh', sh.build, keys=sh.KEYS, check=sh.check)
 FIELDS.register('mlp', mlp.build, keys=mlp.KEYS, check=mlp.check)
 FIELDS.register('ngp', ngp.build, keys=ngp.KEYS, check=ngp.check)
 FIELDS.register('sdf', sdf.build, keys=sdf.KEYS, check=sdf.check)
+FIELDS.share('appearance', keys=appearance.KEYS, check=appearance.check, safe=appearance.SAFE)
 
 
 class FieldScene(NamedTuple):
@@ -39,9 +45,29 @@ def build_encoding(model_config, role):
 
 def build_field(model_config, scene):
   """A new field as model.field names, on its position and direction encodings, for `scene`
-  (FieldScene: a per-image code's table is sized by it, so a caller must say)."""
-  return FIELDS.get(model_config.field)(model_config, build_encoding(model_config, 'position'),
-                                        build_encoding(model_config, 'direction'), scene)
+  (FieldScene: a per-image code's table is sized by it, so a caller must say); with
+  model.appearance_features > 0, given an appearance.AppearanceCode of scene.num_cameras codes as its
+  `conditioning`."""
+  build = FIELDS.get(model_config.field)
+  args = (model_config, build_encoding(model_config, 'position'), build_encoding(model_config, 'direction'),
+          scene)
+  code = appearance.build(model_config, scene.num_cameras)
+  if code is None:
+    return build(*args)
+  if not _takes_conditioning(build):
+    raise ConfigError(f'model.appearance_features={model_config.appearance_features} gives every field a '
+                      f'per-image appearance code, but model.field={model_config.field!r} takes no '
+                      f'conditioning module (its build has no conditioning= argument): set '
+                      f'model.appearance_features=0 or choose a field that takes one (mlp, ngp, sdf).')
+  return build(*args, conditioning=code)
+
+
+def _takes_conditioning(build):
+  try:
+    parameters = inspect.signature(build).parameters.values()
+  except (TypeError, ValueError):  # no signature to read: let the call say
+    return True
+  return any(p.name == 'conditioning' or p.kind == p.VAR_KEYWORD for p in parameters)
 
 
 __all__ = ['COMPUTE_DTYPES', 'ENCODINGS', 'FIELDS', 'FieldScene', 'build_encoding', 'build_field',

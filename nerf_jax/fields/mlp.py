@@ -30,8 +30,9 @@ class NerfMLP(nn.Module):
 
   encoding, dir_encoding: modules mapping float32 [..., 3] to float32 [..., features] (fields.ENCODINGS).
   conditioning: None, or a module mapping the rays' types.Conditioning [...] to float32 [..., F], a
-  per-ray input of the colour branch beside the encoded direction (an appearance code: fields.ENCODINGS
-  has none; docs/extending.md builds one). Without it the parameters are NeRF's.
+  per-ray input of the colour branch beside the encoded direction (a per-image appearance code:
+  fields.appearance, given by fields.build_field where model.appearance_features > 0). Without it the
+  parameters are NeRF's.
   """
   encoding: nn.Module
   dir_encoding: nn.Module

@@ -7,7 +7,7 @@ keys and the rule the file owns (docs/extending.md).
 """
 
 from nerf_jax.registry import Registry
-from nerf_jax.samplers import hierarchical, neus, occupancy
+from nerf_jax.samplers import hierarchical, neus, occupancy, proposal
 from nerf_jax.samplers.base import Sampler, check_field
 
 SAMPLERS = Registry('sampler', 'model.sampler')
@@ -16,5 +16,6 @@ SAMPLERS.register('hierarchical', hierarchical.HierarchicalSampler, keys=hierarc
 SAMPLERS.register('occupancy', occupancy.OccupancySampler, keys=occupancy.KEYS, check=occupancy.check,
                   safe=occupancy.SAFE)
 SAMPLERS.register('neus', neus.NeusSampler, keys=neus.KEYS, check=neus.check)
+SAMPLERS.register('proposal', proposal.ProposalSampler, keys=proposal.KEYS, check=proposal.check)
 
 __all__ = ['SAMPLERS', 'Sampler', 'check_field']

@@ -122,6 +122,13 @@ class Task(abc.ABC):
   def num_views(self, split) -> int:
     """How many views `split` has (for saying when an evaluation used a subset)."""
 
+  def eval_notes(self, split) -> dict:
+    """{name: text} an evaluation of `split` says beside its scores, in its printed lines and
+    metrics.json: what the views were rendered with beyond their rays, where the config chose it (a
+    per-image appearance code: {'appearance': 'mean of 8 training codes (...)'}). Default: nothing."""
+    del split
+    return {}
+
   def extra_images(self, outputs) -> dict:
     """{suffix: float [H, W] in [0, 1]} maps worth saving beside a view's prediction, from the outputs
     of predict reshaped to [H, W, ...]. Rendering writes a video of extra_images()['depth'] if present."""

@@ -7,6 +7,7 @@ import numpy as np
 
 from nerf_jax import export, fields, losses, metrics, sampling, samplers
 from nerf_jax.errors import ConfigError
+from nerf_jax.fields import appearance
 from nerf_jax.types import NO_CAMERA, Conditioning
 from nerf_jax.tasks.scene import SceneTask
 
@@ -36,6 +37,12 @@ class NerfTask(SceneTask):
     self.loss_terms = {name: losses.LOSS_TERMS.get(name)(loss_config) for name in loss_config.terms}
     self._check_term_needs(loss_config)
 
+  def eval_notes(self, split):
+    """{'appearance': which code the views of `split` used} where the fields have per-image appearance
+    codes (model.appearance_features > 0): a training view its own, any other the codes' mean or zeros."""
+    note = appearance.describe(self.model_config, self.num_cameras, split == self.train_split)
+    return {} if note is None else {'appearance': note}
+
   def _check_term_needs(self, loss_config):
     """A ConfigError naming the term, what it needs and what the sampler renders, before any step."""
     needs = {name: losses.LOSS_TERMS.plugin(name).needs for name in loss_config.terms}
@@ -59,7 +66,8 @@ class NerfTask(SceneTask):
 
     variables: the state's variables; batch: sample_batch's; step: int32 []. Metrics: 'psnr' of the
     shown render, 'acc' its mean opacity, 'psnr_<name>' of the other renders, 'rays_complete' where a
-    sampler's budget leaves rays out, 'loss_<term>' each term's value.
+    sampler's budget leaves rays out, 'loss_<term>' each term's value; with a camera model that has
+    them, 'loss_pose' (its penalty, in the loss) and how far the poses moved (SceneTask.camera_loss).
     """
     rays = self.batch_rays(variables, batch)
     renders = self.model.apply(_model_variables(variables), rays, batch['keys'], batch.get('background'))
@@ -78,7 +86,9 @@ class NerfTask(SceneTask):
     for name, term in self.loss_terms.items():
       aux[f'loss_{name}'] = term(renders, batch, step)
       total = total + aux[f'loss_{name}']
-    return total, aux
+    pose_penalty, pose_metrics = self.camera_loss(variables)  # a camera model's regulariser and report
+    aux.update(pose_metrics)
+    return total + pose_penalty, aux
 
   def alarms(self, metrics, step, plan):
     """opacity_collapsed: the batch's mean opacity has fallen to ~0 once precrop is over, so the
@@ -138,7 +148,8 @@ class NerfTask(SceneTask):
   def inspect(self, variables, predict):
     """Opacity on rays from each training camera through its image centre (towards the object) and
     its four corners (mostly background): a healthy network is neither transparent on the first (the
-    dead-density failure) nor opaque on all of them."""
+    dead-density failure) nor opaque on all of them. Then the camera model's report (SceneTask.inspect:
+    how far pose refinement moved the training cameras)."""
     scene = self.scene
     h, w = scene.height, scene.width
     rows = np.tile([h // 2, 0, 0, h - 1, h - 1], len(scene.poses))
@@ -149,12 +160,13 @@ class NerfTask(SceneTask):
     centre, corners = acc[:, 0], acc[:, 1:]
     report = {'opacity_centre_rays': round(float(centre.mean()), 4),
               'opacity_corner_rays': round(float(corners.mean()), 4)}
+    camera_report, problems = super().inspect(variables, predict)
+    report.update(camera_report)
     report.update(self.model.report(variables))
     if not self.data_config.ndc:  # the level --mode mesh takes, from a grid over the scene box
       lo, hi = self.scene_box()
       sample = jax.jit(self.surface_values)(variables, export.grid_points(lo, hi, 32))
       report['suggested_mesh_threshold'] = round(self.surface_level(np.asarray(sample)), 2)
-    problems = []
     if centre.max() < 0.01:
       problems.append(
           f'DEAD DENSITY: opacity is ~0 on every ray through the scene centre (max {centre.max():.2g}). '

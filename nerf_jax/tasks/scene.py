@@ -34,7 +34,8 @@ class SceneTask(Task):
   """Trains on split `data.split` of a posed-image scene; evaluates views of any split.
 
   scene: a SceneSplit to train on instead of reading `data.split` (benchmarks).
-  Subclasses build self.model and implement loss and predict; batch_rays gives the loss its rays.
+  Subclasses build self.model and implement loss and predict; batch_rays gives the loss its rays and
+  camera_loss the camera model's penalty and metrics, to add.
   """
   item = 'ray'
   has_cameras = True
@@ -94,10 +95,29 @@ class SceneTask(Task):
     return params, state
 
   def optimizer_groups(self):
-    """The camera model's parameters at its own learning rate (camera_models.CameraModel.lr_scale)."""
-    if self.camera_model is None or self.camera_model.lr_scale == 1.0:
+    """The camera model's parameters at its own learning rate and warm-up (camera_models.CameraModel's
+    lr_scale and warmup_steps; optim.group_schedule). Its group is there whatever their values, so a
+    resumed run may change them (the optimiser state's layout stays)."""
+    model = self.camera_model
+    if model is None:
       return ()
-    return (('^camera/', float(self.camera_model.lr_scale)),)
+    if model.warmup_steps:
+      return (('^camera/', float(model.lr_scale), int(model.warmup_steps)),)
+    return (('^camera/', float(model.lr_scale)),)
+
+  def camera_loss(self, variables):
+    """(the camera model's penalty, float32 [] or 0.0, {'loss_pose': that penalty, and its report's
+    metrics: how far the poses moved}) for a subclass's loss to add (jittable). Without a camera model:
+    (0.0, {})."""
+    model = self.camera_model
+    if model is None:
+      return 0.0, {}
+    params = variables['camera']
+    metrics = dict(model.report(params))
+    penalty = model.penalty(params)
+    if penalty is None:
+      return 0.0, metrics
+    return penalty, {'loss_pose': penalty, **metrics}
 
   def init_inputs(self):
     return camera.image_rays(jnp.eye(4), camera.centred_intrinsics(1.0, 1, 1), 1, 1, camera=0)
@@ -155,7 +175,10 @@ class SceneTask(Task):
 
   def eval_views(self, split, views=(0, -1, 1)):
     """Views of `split` from their given poses; a training view's rays carry its camera index (its
-    per-image conditioning), any other view's types.NO_CAMERA."""
+    per-image conditioning), any other view's types.NO_CAMERA. A camera model's learned correction is
+    never applied here: held-out views have none, and views of the training split (eval.train_split
+    = data.split) are scored at their given poses too, so with pose refinement their PSNR also counts
+    what the refinement moved."""
     scene = self.split(split)
     for i in select_views(len(scene.names), views):
       index = i if split == self.train_split else NO_CAMERA
@@ -202,6 +225,16 @@ class SceneTask(Task):
     depth = np.clip((far - depth) / (far - near), 0.0, 1.0)
     return {'disparity' if self.data_config.ndc else 'depth': depth,
             'acc': np.clip(outputs['acc'], 0.0, 1.0)}
+
+  # --- the debugging modes ---
+
+  def inspect(self, variables, predict):
+    """The camera model's report (how far it moved the training poses), rounded; no problems."""
+    del predict
+    if self.camera_model is None:
+      return {}, []
+    report = jax.device_get(self.camera_model.report(variables['camera']))
+    return {name: round(float(value), 4) for name, value in report.items()}, []
 
   # --- exporting the scene ---
 

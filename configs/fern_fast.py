@@ -1,0 +1,46 @@
+"""nerfacto's parts on LLFF's fern (a GPU job): a hash-grid field sampled by two proposal density
+fields, in NDC (a forward-facing capture is bounded there), nerfacto's sizes.
+
+python main.py --config configs/fern_fast.py --config.data.root=PATH/TO/nerf_llff_data
+configs/fern_fast_cpu.py is the 2-core CPU version; configs/colmap_fast.py the same parts, contracted,
+for 360-degree captures of your own.
+"""
+
+from configs import fern
+
+
+def get_config():
+  config = fern.get_config()
+  config.name = 'fern_fast'
+  config.model.field = 'ngp'
+  config.model.encoding = 'hashgrid'
+  config.model.dir_encoding = 'sh'
+  config.model.sampler = 'proposal'
+  config.model.density_noise = 0.0  # the proposal sampler adds none
+  # NDC: the first camera's frustum is [-1, 1]^3; the margin holds the other cameras' rays.
+  config.model.box = (-1.5, 1.5)
+  config.model.hash_levels = 16
+  config.model.hash_features = 2
+  config.model.hash_table_log2 = 19
+  config.model.hash_coarsest = 16
+  config.model.hash_finest = 2048
+  config.model.width = 64  # both MLPs' hidden width
+  config.model.depth = 2  # the colour MLP's hidden layers
+  config.model.proposal_samples = (256, 96)  # nerfacto's
+  config.model.field_samples = 48
+  config.model.proposal_hash_finest = (128, 256)
+  config.model.proposal_hash_table_log2 = 17
+  config.model.dtype = 'auto'
+  config.loss.terms = ('interlevel', 'distortion')
+  config.train.steps = 20_000
+  config.train.batch_size = 4096
+  config.train.lr = 1e-2
+  config.train.lr_decay_steps = 20_000
+  config.train.lr_decay_rate = 0.01  # nerfacto: 1e-2 -> 1e-4
+  config.train.optimizer.b1 = 0.9  # instant-NGP's Adam
+  config.train.optimizer.b2 = 0.99
+  config.train.optimizer.eps = 1e-15
+  config.train.eval_every = 5000
+  config.train.checkpoint_every = 5000
+  config.eval.chunk = 8192
+  return config
