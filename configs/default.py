@@ -184,8 +184,8 @@ def get_config():
   # loss.mask_weight = 0.1  # 'mask' term: weight of the binary cross-entropy of opacity against alpha
   # model.appearance_eval = 'mean'  # every field: the appearance code of a ray of no training camera (held-out views, camera paths): 'mean' of the codes or 'zero'
   # model.appearance_features = 0  # every field: the length of each training image's appearance code, seen by the colour branch (NeRF-W, nerfacto); 0: no codes
-  # model.contract_radius = 4.0  # 'proposal' sampler, contraction 'linf': half the side of the cube around the origin kept linear (world units); rays end 1000 times this far
-  # model.contraction = 'none'  # 'proposal' sampler: 'linf' contracts space (unbounded scenes; model.box must then be (-2, 2)), 'none' samples model.box's world
+  # model.contract_radius = 4.0  # with model.contraction='linf': half the side of the cube around the origin kept linear (world units); rays end 1000 times this far
+  # model.contraction = 'none'  # samplers that support it ('proposal', 'occupancy'): 'linf' contracts space (unbounded scenes; model.box must then be (-2, 2)), 'none' samples model.box's world
   # model.density_noise = 0.0  # 'hierarchical' sampler: standard deviation of Gaussian noise added to the raw density while training; 0: none
   # model.dir_freqs = 4  # nerf, 'frequency' dir_encoding: frequencies of the view directions
   # model.field_samples = 48  # 'proposal' sampler: samples per ray of the shown field

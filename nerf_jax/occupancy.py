@@ -12,6 +12,8 @@ density 0 at every step that was skipped (in training, only the queried ones, pa
 import jax
 import jax.numpy as jnp
 
+from nerf_jax import sampling
+
 
 def cell_index(points, lo, hi, res):
   """Flat cell index x + res * y + res^2 * z of each point, and whether the point is inside the box.
@@ -111,6 +113,34 @@ def march(origins, directions, offsets, *, near, far, lo, hi, step_size, max_ste
   steps = jnp.arange(max_steps, dtype=jnp.float32)
   z_vals = start[:, None] + (steps[None, :] + offsets[:, None]) * dt[:, None]
   return z_vals, dt, z_vals < end[:, None]
+
+
+def march_contracted(offsets, *, near, far, split, max_steps):
+  """Sample depths for contracted space: max_steps steps evenly in nerfacto's piecewise spacing
+  (sampling.spacing_to_distance: linear from near to split, then linear in disparity out to far), so
+  the steps grow with distance as the contracted cells do.
+
+  offsets: float32 [R] in [0, 1), each ray's jitter of its first step (0.5: mid-step)
+  returns z_vals float32 [R, max_steps] (each step's start), dt float32 [R, max_steps] (its length, in
+  units of the ray's direction; the last one may be cut at far)
+  """
+  steps = jnp.arange(max_steps + 1, dtype=jnp.float32)
+  s = jnp.minimum((steps[None, :] + offsets[:, None]) / max_steps, 1.0)
+  edges = sampling.spacing_to_distance(s, near, far, split)
+  return edges[:, :-1], jnp.diff(edges, axis=-1)
+
+
+def contracted_step_sizes(res, lo, hi, *, near, far, radius, max_steps):
+  """Each cell's marching step in world units (float32 [res^3]) for march_contracted's steps, for
+  occupied_bits: the linear part's step inside the cube |y|_inf <= 1, and beyond it the step of the
+  disparity part at the cell centre's distance from the origin (as if seen from there: the cameras
+  lie near it), 2 d^2 (1 / radius - 1 / far) / max_steps. radius: the contraction's, which is also
+  the spacing's split."""
+  centres = cell_centres(jnp.arange(res ** 3), res, lo, hi)
+  distance = jnp.linalg.norm(sampling.uncontract(centres, radius), axis=-1)
+  linear = 2.0 * (radius - near) / max_steps
+  outer = 2.0 * distance ** 2 * (1.0 / radius - 1.0 / far) / max_steps
+  return jnp.where(jnp.max(jnp.abs(centres), axis=-1) <= 1.0, linear, jnp.maximum(outer, linear))
 
 
 def select_samples(mask, budget):

@@ -7,6 +7,7 @@ keys and the rule the file owns (docs/extending.md).
 """
 
 from nerf_jax.registry import Registry
+from nerf_jax import contraction
 from nerf_jax.samplers import hierarchical, neus, occupancy, proposal
 from nerf_jax.samplers.base import Sampler, check_field
 
@@ -17,5 +18,13 @@ SAMPLERS.register('occupancy', occupancy.OccupancySampler, keys=occupancy.KEYS, 
                   safe=occupancy.SAFE)
 SAMPLERS.register('neus', neus.NeusSampler, keys=neus.KEYS, check=neus.check)
 SAMPLERS.register('proposal', proposal.ProposalSampler, keys=proposal.KEYS, check=proposal.check)
+
+
+def _check_contraction(config):
+  sampler = config.model.sampler
+  return contraction.check(config, sampler in SAMPLERS and SAMPLERS.get(sampler).CONTRACTS)
+
+
+SAMPLERS.share('contraction', keys=contraction.KEYS, check=_check_contraction, safe=contraction.SAFE)
 
 __all__ = ['SAMPLERS', 'Sampler', 'check_field']

@@ -10,6 +10,8 @@ nothing outside its file asks which sampler it has:
   NEEDS: the types.FieldOutput entries its fields must give ('rgb', 'density', or an extra's name)
   SURFACE_LEVEL: the level of `surface` that --mode mesh takes: a number (an SDF's zero), or None: one
     picked from the sampled values (densities have no level of their own: Otsu's split)
+  CONTRACTS: whether it implements model.contraction (nerf_jax.contraction): queries its fields at
+    contracted points; the config rule refuses contraction for a sampler that does not
 """
 
 from typing import ClassVar
@@ -29,6 +31,7 @@ class Sampler(nn.Module):
   STATE: ClassVar[tuple] = ()
   NEEDS: ClassVar[tuple] = ('rgb', 'density')
   SURFACE_LEVEL: ClassVar = None
+  CONTRACTS: ClassVar[bool] = False
 
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):

@@ -62,6 +62,7 @@ class NeusSampler(OccupancySampler):
   """
   NEEDS = ('rgb', 'sdf', 'gradient', 'inv_s')
   SURFACE_LEVEL = 0.0
+  CONTRACTS = False  # its SDF lives in the world's box; the background field has its own contraction
   free_points: int = 1024
   background: nn.Module = None  # the background field (an NgpField on contracted points), or None
   background_samples: int = 32

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nerf_jax import config_rules, occupancy, rendering, sampling, types
+from nerf_jax import contraction
 from nerf_jax.samplers.base import Sampler
 
 KEYS = {
@@ -47,8 +48,12 @@ def check(config):
   return problems
 
 
-def march_step(model_config):
-  """The step in world units: model.march_steps steps cross the box's diagonal."""
+def march_step(model_config, near=0.0):
+  """The step in world units: model.march_steps steps cross the box's diagonal; with contraction, the
+  step of the linear part (occupancy.march_contracted: half the steps from near to contract_radius)."""
+  radius = contraction.radius(model_config)
+  if radius is not None:
+    return float(2.0 * (radius - near) / model_config.march_steps)
   lo, hi = model_config.box
   return float(np.sqrt(3.0) * (hi - lo) / model_config.march_steps)
 
@@ -76,6 +81,7 @@ class OccupancySampler(Sampler):
   __call__(rays, keys=None, background=None) -> {'fine': RenderResult}.
   """
   STATE = ('occupancy',)
+  CONTRACTS = True
   fine: nn.Module = None
   near: float = 2.0
   far: float = 6.0
@@ -91,33 +97,51 @@ class OccupancySampler(Sampler):
   grid_warmup_steps: int = 256
   grid_decay: float = 0.95
   grid_threshold: float = 0.01
+  radius: float = None
 
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
+    radius = contraction.radius(m)
+    far = far if radius is None else contraction.FAR_RADII * radius
     return cls(fine=make_field(), near=near, far=far, box=tuple(m.box), resolution=m.grid_resolution,
-               step_size=march_step(m), max_steps=m.march_steps, stages=tuple(m.march_samples),
+               step_size=march_step(m, near), max_steps=m.march_steps, radius=radius, stages=tuple(m.march_samples),
                eval_stages=tuple(m.march_eval_samples), white_bkgd=data_config.white_bkgd,
                grid_every=m.grid_every, grid_warmup_steps=m.grid_warmup_steps, grid_decay=m.grid_decay,
                grid_threshold=m.grid_threshold)
 
   def field(self, points, viewdirs, cond=None):
-    return self.fine(points, viewdirs, cond)
+    return self.fine(self.grid_points(points), viewdirs, cond)
+
+  def grid_points(self, points):
+    """World points float32 [..., 3] where the grid and the field see them: contracted, or as they are."""
+    return points if self.radius is None else sampling.contract(points, self.radius)
 
   def update(self, variables, step, key, density):
     """Every grid_every steps the grid's densities are refreshed from the field
     (occupancy.update_density) and its bits recomputed."""
     lo, hi = self.box
+    # density() takes world points; the grid's cells are in contracted space when contraction is on.
+    world = (lambda p: p) if self.radius is None else (lambda p: sampling.uncontract(p, self.radius))
 
     def refresh(variables):
       grid = variables['occupancy']
       new = occupancy.update_density(
-          grid['density'], grid['bits'], key, step, lambda p: density(variables, p), res=self.resolution,
-          lo=lo, hi=hi, warmup_steps=self.grid_warmup_steps, decay=self.grid_decay)
-      bits = occupancy.occupied_bits(new, self.step_size, self.grid_threshold)
+          grid['density'], grid['bits'], key, step, lambda p: density(variables, world(p)),
+          res=self.resolution, lo=lo, hi=hi, warmup_steps=self.grid_warmup_steps, decay=self.grid_decay)
+      bits = occupancy.occupied_bits(new, self.cell_steps(), self.grid_threshold)
       return {**variables, 'occupancy': {'density': new, 'bits': bits}}
 
     return jax.lax.cond(step % self.grid_every == 0, refresh, lambda v: v, variables)
+
+  def cell_steps(self):
+    """The marching step in world units each cell is sampled at: step_size, or float32 [res^3] with
+    contraction (occupancy.contracted_step_sizes)."""
+    if self.radius is None:
+      return self.step_size
+    lo, hi = self.box
+    return occupancy.contracted_step_sizes(self.resolution, lo, hi, near=self.near, far=self.far,
+                                           radius=self.radius, max_steps=self.max_steps)
 
   def sample_opacity(self, out, viewdirs, deltas):
     """Each queried sample's optical depth over its interval, -log(1 - alpha): sigma * delta for a
@@ -164,16 +188,23 @@ class OccupancySampler(Sampler):
       offsets = jnp.full((num_rays,), 0.5, jnp.float32)
     else:
       offsets = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, 1), ()))(keys)
-    z_vals, dt, valid = occupancy.march(origins, directions, offsets, near=self.near, far=self.far, lo=lo,
-                                        hi=hi, step_size=self.step_size, max_steps=steps)
+    if self.radius is None:
+      z_vals, dt, valid = occupancy.march(origins, directions, offsets, near=self.near, far=self.far, lo=lo,
+                                          hi=hi, step_size=self.step_size, max_steps=steps)
+      dt = jnp.broadcast_to(dt[:, None], z_vals.shape)
+    else:  # every step is inside the contracted box; steps grow with distance
+      z_vals, dt = occupancy.march_contracted(offsets, near=self.near, far=self.far, split=self.radius,
+                                              max_steps=steps)
+      valid = dt > 0
     points = sampling.points_along(rays, z_vals)
-    cell, _ = occupancy.cell_index(points, lo, hi, self.resolution)
+    cell, _ = occupancy.cell_index(self.grid_points(points), lo, hi, self.resolution)
     candidates = valid & (bits[cell] > 0)
     # Samples are named by their flat index ray * K + step into [R, K]; pad = R * K names an unused
     # slot of select_samples', whose ray R is out of range (segment sums drop it).
     pad = num_rays * steps
     flat_z = z_vals.reshape(-1)
-    world_dt = dt * jnp.linalg.norm(directions, axis=-1)  # = step_size, per ray
+    # Each step's length in world units (step_size without contraction), flat like z_vals.
+    world_dt = (dt * jnp.linalg.norm(directions, axis=-1)[:, None]).reshape(-1)
 
     def query(module, index, state):
       """The field at the samples `index` (int32 [budget], pad for none): their optical depths float32
@@ -186,8 +217,8 @@ class OccupancySampler(Sampler):
       ray_cond = jax.tree_util.tree_map(lambda x: x[safe], cond)
       z = flat_z[jnp.minimum(index, pad - 1)]
       points = origins[safe] + z[:, None] * directions[safe]
-      out = module.fine(points[:, None, :], rays.viewdirs[safe], ray_cond)
-      tau, extras = module.sample_opacity(out, rays.viewdirs[safe], world_dt[safe])
+      out = module.fine(module.grid_points(points)[:, None, :], rays.viewdirs[safe], ray_cond)
+      tau, extras = module.sample_opacity(out, rays.viewdirs[safe], world_dt[jnp.minimum(index, pad - 1)])
       tau = jnp.where(index < pad, tau, 0.0)
       before = optical[safe]
       optical = optical + jax.ops.segment_sum(tau, ray, num_segments=num_rays)
@@ -211,7 +242,7 @@ class OccupancySampler(Sampler):
         complete = fits | ~jnp.any(mask, axis=1)
       samples, state = query(self, index, state)
       queried.append((index, *samples))
-    far = (z_vals[:, -1] + dt)[:, None]
+    far = (z_vals[:, -1] + dt[:, -1])[:, None]
     if keys is not None:
       # Training renders only the samples queried, packed: the dense [R, K] block with zeros where
       # the grid skipped cost as much as the field at K = 512 (benchmarks/run.py --profile --only

@@ -25,12 +25,10 @@ from nerf_jax import config_rules, rendering, sampling
 from nerf_jax.fields.density import DensityField
 from nerf_jax.fields.hashgrid import HashEncoding
 from nerf_jax.fields.layers import compute_dtype
+from nerf_jax import contraction
 from nerf_jax.samplers.base import Sampler
 from nerf_jax.types import Conditioning
 
-CONTRACTIONS = ('none', 'linf')
-CONTRACTED_BOX = (-2.0, 2.0)  # where sampling.contract puts every point
-FAR_RADII = 1000.0  # with contraction, rays end this many contract_radius away (|y|_inf within 1e-3 of 2)
 
 KEYS = {
     # nerfacto's GPU defaults: (256, 96) and 48.
@@ -45,13 +43,6 @@ KEYS = {
     # nerfstudio's histogram_padding: with 0.01 over 96 bins about half of the next level's samples
     # spread evenly, so a surface the proposal missed is still found.
     'model.proposal_padding': (0.01, "'proposal' sampler: added to each bin's weight before resampling"),
-    'model.contraction': ('none', "'proposal' sampler: 'linf' contracts space (unbounded scenes; "
-                                  "model.box must then be (-2, 2)), 'none' samples model.box's world"),
-    # The normalised scenes: COLMAP's inward captures put the cameras ~4 from the origin
-    # (datasets.colmap.CAMERA_RADIUS), so 4 keeps them and the object inside the linear cube.
-    'model.contract_radius': (4.0, "'proposal' sampler, contraction 'linf': half the side of the cube "
-                                   "around the origin kept linear (world units); rays end "
-                                   f"{FAR_RADII:g} times this far"),
 }
 
 
@@ -66,8 +57,6 @@ def check(config):
   if tuple(m.proposal_hash_finest):
     config_rules.positive_ints(problems, config, 'model.proposal_hash_finest')
   config_rules.in_range(problems, config, 'model.proposal_padding', 0)
-  config_rules.one_of(problems, config, 'model.contraction', CONTRACTIONS)
-  config_rules.in_range(problems, config, 'model.contract_radius', 0, low_open=True)
   if problems:
     return problems
   if len(m.proposal_hash_finest) != len(m.proposal_samples):
@@ -80,13 +69,6 @@ def check(config):
                     f'{tuple(m.proposal_hash_finest)} against model.hash_finest={m.hash_finest}, '
                     f'model.proposal_hash_table_log2={m.proposal_hash_table_log2} against '
                     f'model.hash_table_log2={m.hash_table_log2}): make them coarser')
-  if m.contraction != 'none' and config.data.ndc:
-    problems.append(f"model.contraction={m.contraction!r} and data.ndc=True both map an unbounded scene into "
-                    f"a bounded one: choose one (forward-facing captures: either; 360-degree ones: "
-                    f"contraction, data.ndc=False)")
-  if m.contraction != 'none' and tuple(m.box) != CONTRACTED_BOX:
-    problems.append(f"model.contraction={m.contraction!r} puts every point in {CONTRACTED_BOX}^3, which the "
-                    f"fields must cover: set model.box={CONTRACTED_BOX} (got {tuple(m.box)})")
   if m.get('density_noise', 0.0) > 0:  # the hierarchical sampler's key
     problems.append(f"model.sampler='proposal' adds no density noise: set model.density_noise=0 "
                     f"(got {m.density_noise})")
@@ -106,6 +88,7 @@ class ProposalSampler(Sampler):
   intervals in s) and, per proposal level i, 'proposal_sdist_<i>' and 'proposal_weights_<i>'.
   """
   RENDERS = ('fine',)
+  CONTRACTS = True
   fine: nn.Module = None
   proposals: tuple = ()
   proposal_samples: tuple = (256, 96)
@@ -120,17 +103,17 @@ class ProposalSampler(Sampler):
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
-    contracted = m.contraction != 'none'
-    box = CONTRACTED_BOX if contracted else tuple(m.box)
+    radius = contraction.radius(m)
+    box = tuple(m.box)  # (-2, 2) with contraction (its rule)
     proposals = tuple(
         DensityField(encoding=HashEncoding(num_levels=m.proposal_hash_levels, features=2,
                                            table_log2=m.proposal_hash_table_log2, coarsest=m.hash_coarsest,
                                            finest=finest, box=box),
                      width=m.proposal_width, box=box, dtype=compute_dtype(m.dtype))
         for finest in m.proposal_hash_finest)
-    radius = float(m.contract_radius) if contracted else None
     return cls(fine=make_field(), proposals=proposals, proposal_samples=tuple(m.proposal_samples),
-               field_samples=m.field_samples, near=near, far=FAR_RADII * radius if contracted else far,
+               field_samples=m.field_samples, near=near,
+               far=far if radius is None else contraction.FAR_RADII * radius,
                split=radius, radius=radius, padding=m.proposal_padding, white_bkgd=data_config.white_bkgd)
 
   def _query(self, field, points, viewdirs, cond):
