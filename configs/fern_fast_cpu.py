@@ -1,5 +1,5 @@
-"""configs/fern_fast.py sized for 2 CPU cores: 252x189 images, 8 hash levels of 4 features, 64 and 32
-proposal samples for 24 of the field, 1,024 rays a step.
+"""configs/fern_fast.py sized for 2 CPU cores: 252x189 images in contracted space, 8 hash levels of 4
+features, 64 and 32 proposal samples for 24 of the field, 1,024 rays a step.
 
 python main.py --config configs/fern_fast_cpu.py --config.data.root=../shared/data/nerf_llff_data
 python main.py --config configs/fern_fast_cpu.py --config.data.root=../shared/data/nerf_llff_data --mode evaluate

@@ -527,3 +527,19 @@ def test_garbled_text_model_is_named_with_its_line(workspaces, tmp_path):
   path.write_text(path.read_text().replace('SIMPLE_PINHOLE 32 32', 'SIMPLE_PINHOLE 32'))
   with pytest.raises(DatasetError, match=r"cameras.txt' line 5 cannot be parsed"):
     colmap.load_split(str(tmp_path), 'scene', 'train')
+
+
+def test_a_photo_with_no_sparse_point_in_front_of_it_is_a_one_line_error(copy, workspaces):
+  """A pose turned away from the scene (a bad registration): its near/far cannot be set."""
+  root, scene_dir = copy
+  sparse = os.path.join(scene_dir, 'sparse', '0')
+  model = colmap_model.read_model(sparse)
+  turned = workspaces[1]['poses'][2] @ np.diag([-1.0, 1.0, -1.0, 1.0])  # 180 degrees about its up axis
+  qvec, tvec = colmap_extrinsics(turned)
+  image = model.images[7 + 3 * 2]
+  image.qvec, image.tvec = qvec, tvec
+  colmap_model.write_model(model, sparse, '.bin')
+  with pytest.raises(DatasetError, match=r"no sparse point lies in front of image 13 \(view_02.png\).*"
+                                         r"Re-run mapping") as err:
+    colmap.load_split(root, 'scene', 'train')
+  assert '\n' not in str(err.value)

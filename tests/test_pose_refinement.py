@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from configs import default
-from nerf_jax import batching, camera, camera_models, config_checks, optim, pose_refinement, tasks
+from nerf_jax import batching, camera, camera_models, config_checks, fields, optim, pose_refinement, tasks
 from nerf_jax.datasets import generated
 from nerf_jax.errors import ConfigError
 from nerf_jax.types import NO_CAMERA
@@ -269,3 +269,22 @@ def test_optimizer_groups_with_a_bad_warm_up_are_config_errors():
     with pytest.raises(ConfigError, match=r'each entry is \(regex, lr scale > 0\)'):
       config_checks.validate(config)
   config_checks.validate(override(default.get_config(), **{'train.optimizer.groups': (('encoding', 10.0, 50),)}))
+
+
+def test_a_hash_grid_field_gives_the_deltas_a_photometric_gradient(spheres_root):
+  """A hash grid stops the gradient to its points (a density field's points are not trained); with a
+  learned camera model it must not, or the translations learn nothing and the rotations only from the
+  colour's view dependence (fern at 1,500 steps: 18.3 dB against 27.3 without refinement)."""
+  config = _refine_config(spheres_root, **{'model.field': 'ngp', 'model.encoding': 'hashgrid',
+                                           'model.dir_encoding': 'sh', 'model.hash_levels': 4,
+                                           'model.hash_table_log2': 12, 'model.hash_finest': 64,
+                                           'model.pose_rotation_penalty': 0.0,
+                                           'model.pose_translation_penalty': 0.0})
+  assert fields.build_encoding(config.model, 'position').position_gradient
+  assert not fields.build_encoding(override(config, **{'model.camera': 'fixed'}).model, 'position').position_gradient
+  task = tasks.make_task(config)
+  params, state = jax.jit(task.init_variables)(jax.random.PRNGKey(0))
+  plan = batching.BatchPlan.from_config(config.train)
+  batch = task.sample_batch(jax.device_put(task.train_data()), jax.random.PRNGKey(3), 30, plan)
+  grads = jax.jit(jax.grad(lambda v: task.loss(v, batch, 30)[0]))({**params, **state})
+  assert float(jnp.abs(grads['camera']['translation']).max()) > 0

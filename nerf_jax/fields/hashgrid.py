@@ -216,9 +216,14 @@ class HashEncoding(nn.Module):
 
 
 def build(model_config, role):
-  """model.hash_* keys; the grid covers model.box on every axis (positions; image fitting's (u, v))."""
+  """model.hash_* keys; the grid covers model.box on every axis (positions; image fitting's (u, v)).
+
+  A learned camera model (model.camera other than 'fixed': pose refinement) moves the rays, so the
+  features' gradient with respect to the points is needed: without it the poses would learn only from
+  the colour's view dependence, which turns them and never moves them (position_gradient).
+  """
   del role
   m = model_config
   return HashEncoding(num_levels=m.hash_levels, features=m.hash_features, table_log2=m.hash_table_log2,
                       coarsest=m.hash_coarsest, finest=m.hash_finest, box=tuple(m.box),
-                      custom_vjp=m.hash_custom_vjp)
+                      custom_vjp=m.hash_custom_vjp, position_gradient=m.get('camera', 'fixed') != 'fixed')
