@@ -203,7 +203,7 @@ def get_config():
   # model.hash_table_log2 = 19  # 'hashgrid' encoding: log2 of each level's table rows
   # model.march_eval_samples = (8, 8)  # 'occupancy' sampler: the same in evaluation and rendering, where the last stage repeats until no ray is left out
   # model.march_samples = (16, 16)  # 'occupancy' sampler: samples per ray, averaged over a batch, each marching stage may query while training
-  # model.march_steps = 1024  # 'occupancy' sampler: fixed steps along the box's diagonal (the step size follows)
+  # model.march_steps = 1024  # 'occupancy' sampler: fixed steps along the box's diagonal (the step size follows); with model.contraction, steps along each ray from near to far, half of them out to the radius
   # model.neus_background = 'none'  # 'neus' sampler: behind the object, 'none' (the images' own background: white, or data.random_bkgd's) or 'field' (photos without masks)
   # model.neus_background_samples = 32  # 'neus' sampler: samples per ray of the background field, even in disparity from the box to infinity
   # model.neus_free_points = 1024  # 'neus' sampler: random points of model.box per step whose SDF gradient the eikonal loss also sees

@@ -9,6 +9,7 @@ stay per world unit (docs/conventions.md, "Unbounded scenes").
 """
 
 from nerf_jax import config_rules
+from nerf_jax.errors import ConfigError
 
 CONTRACTIONS = ('none', 'linf')
 CONTRACTED_BOX = (-2.0, 2.0)  # where sampling.contract puts every point
@@ -47,6 +48,16 @@ def check(config, contracts):
   return problems
 
 
-def radius(model_config):
-  """model.contract_radius where contraction is on, else None."""
-  return float(model_config.contract_radius) if model_config.contraction != 'none' else None
+def radius(model_config, near):
+  """model.contract_radius where contraction is on, else None; ConfigError where the rays' near bound
+  (float, world units) is not inside it: the piecewise spacing runs linearly from near out to the
+  radius, and would run backwards."""
+  if model_config.contraction == 'none':
+    return None
+  r = float(model_config.contract_radius)
+  if near >= r:
+    raise ConfigError(f'model.contraction={model_config.contraction!r}: the rays start at near={near:.3g}, '
+                      f'beyond model.contract_radius={r:g}, where their spacing turns from linear to '
+                      f'disparity: raise model.contract_radius above {near:.3g} or lower the near bound '
+                      f'(data.near, or data.bounds)')
+  return r

@@ -132,15 +132,16 @@ def march_contracted(offsets, *, near, far, split, max_steps):
 
 def contracted_step_sizes(res, lo, hi, *, near, far, radius, max_steps):
   """Each cell's marching step in world units (float32 [res^3]) for march_contracted's steps, for
-  occupied_bits: the linear part's step inside the cube |y|_inf <= 1, and beyond it the step of the
-  disparity part at the cell centre's distance from the origin (as if seen from there: the cameras
-  lie near it), 2 d^2 (1 / radius - 1 / far) / max_steps. radius: the contraction's, which is also
-  the spacing's split."""
+  occupied_bits. A ray's step depends on its distance from its camera, not on the cell: the largest a
+  ray may take there is used, so no cell is called empty on an underestimated step (its opacity over
+  a step is density * step). The cameras lie within `radius` of the origin (the loaders' normalisation),
+  so a cell at distance d from the origin is at most d + radius from a camera: the disparity part's step
+  there, 2 (d + radius)^2 (1 / radius - 1 / far) / max_steps, or the linear part's, 2 (radius - near) /
+  max_steps, whichever is larger. radius: the contraction's, which is also the spacing's split."""
   centres = cell_centres(jnp.arange(res ** 3), res, lo, hi)
-  distance = jnp.linalg.norm(sampling.uncontract(centres, radius), axis=-1)
+  distance = jnp.linalg.norm(sampling.uncontract(centres, radius), axis=-1) + radius
   linear = 2.0 * (radius - near) / max_steps
-  outer = 2.0 * distance ** 2 * (1.0 / radius - 1.0 / far) / max_steps
-  return jnp.where(jnp.max(jnp.abs(centres), axis=-1) <= 1.0, linear, jnp.maximum(outer, linear))
+  return jnp.maximum(2.0 * distance ** 2 * (1.0 / radius - 1.0 / far) / max_steps, linear)
 
 
 def select_samples(mask, budget):

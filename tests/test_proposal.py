@@ -54,6 +54,9 @@ def test_the_interlevel_bound_on_hand_made_histograms():
   # [0.4, 0.6] straddles both envelope intervals; the others lie in one.
   np.testing.assert_allclose(interval_losses.outer_bound(edges, env_edges, env_weights),
                              [[0.2, 0.2, 1.0, 0.8, 0.8]], atol=1e-7)
+  # Overlap is strict: an envelope interval that only touches one at an edge does not bound it.
+  np.testing.assert_allclose(interval_losses.outer_bound(jnp.array([[0.5, 1.0]]), env_edges, env_weights),
+                             [[0.8]], atol=1e-7)
   # Only the first interval's weight exceeds its bound: (0.3 - 0.2)^2 / 0.3.
   weights = jnp.array([[0.3, 0.1, 0.2, 0.3, 0.1]])
   loss = interval_losses.interlevel_loss(edges, weights, env_edges, env_weights)
@@ -135,18 +138,13 @@ def centre_rays():
 def test_the_proposals_find_a_far_surface_in_contracted_space():
   rays = centre_rays()
   first_hit = CENTRE[2] + RADIUS  # z = -30: the front of the ball, depth 30 along the axis
-  for sampler in (ball_sampler(), ball_sampler(proposals=0, field_samples=16)):
-    out = jax.jit(sampler.apply)({}, rays, None)['fine']
-    depth = np.asarray(out.depth)
-    if sampler.proposals:
-      # Two proposal levels put the field's 16 samples on the ball: opaque, at its front.
-      assert float(out.acc.min()) > 0.99
-      np.testing.assert_allclose(depth, -first_hit, rtol=0.02)
-      z = np.asarray(out.z_vals)
-      assert np.mean(np.abs(z + first_hit) < 2.0) > 0.3  # most of the samples spent near the surface
-    else:
-      # Without proposals the 16 even samples over the ray's s miss it or land anywhere.
-      assert float(out.acc.min()) < 0.99 or np.abs(depth + first_hit).max() > 0.6
+  out = jax.jit(ball_sampler().apply)({}, rays, None)['fine']
+  # Two proposal levels put the field's 16 samples on the ball: opaque, at its front, 30 away, where
+  # the spacing's steps are 0.9 long.
+  assert float(out.acc.min()) > 0.99
+  np.testing.assert_allclose(out.depth, -first_hit, rtol=0.02)
+  z = np.asarray(out.z_vals)
+  assert np.mean(np.abs(z + first_hit) < 2.0) > 0.3  # most of the samples spent near the surface
   # The envelope of an exact proposal bounds the field's weights: the interlevel term is ~0.
   renders = jax.jit(ball_sampler().apply)({}, rays, jax.random.split(jax.random.PRNGKey(0), 16))
   term = interval_losses.interlevel(override(small_nerf_config('.'), **{'loss.interlevel_weight': 1.0}).loss)
@@ -180,6 +178,11 @@ def test_the_occupancy_grid_in_contracted_space_finds_the_far_surface_and_keeps_
     out = render(v)
     assert float(out.acc.min()) > 0.99
     np.testing.assert_allclose(out.depth, 30.0 + tolerance / 2, atol=tolerance / 2 + 0.5)
+  # The grid's steps: never under the linear part's, growing with distance (cells far out are big).
+  cell_steps = occupancy.contracted_step_sizes(32, -2.0, 2.0, near=0.1, far=1000.0 * radius, radius=radius,
+                                               max_steps=steps)
+  assert float(cell_steps.min()) >= 2.0 * (radius - 0.1) / steps - 1e-7
+  assert float(cell_steps[cell([0.0, 0.0, -40.0])]) > 10 * float(cell_steps[cell([0.0, 0.0, -1.0])])
   # Without contraction the same sampler's box ends at 2: the ball is out of its world.
   flat = OccupancySampler(fine=Ball(None), near=0.1, far=1000.0, box=(-2.0, 2.0), resolution=32,
                           step_size=4.0 * np.sqrt(3) / steps, max_steps=steps, stages=(64, steps),
@@ -217,6 +220,17 @@ def test_a_tiny_proposal_model_learns_the_scene_and_its_proposals_learn_to_bound
   untrained = {**state.variables, 'params': {**state.params['params'], **{n: initial[n] for n in proposal}}}
   _, before = jax.jit(task.loss)(untrained, batch, state.step)
   assert float(metrics['loss_interlevel']) < 0.5 * float(before['loss_interlevel'])
+
+
+def test_rays_that_start_beyond_the_contraction_radius_are_a_one_line_error(spheres_root):
+  from nerf_jax import tasks
+  config = small_nerf_config(spheres_root, **{
+      'model.field': 'ngp', 'model.encoding': 'hashgrid', 'model.sampler': 'proposal', 'model.contraction': 'linf',
+      'model.box': (-2.0, 2.0), 'model.contract_radius': 1.5, 'model.proposal_hash_finest': (64, 128),
+      'model.hash_finest': 256})
+  with pytest.raises(ConfigError, match=r'near=2, beyond model.contract_radius=1.5.*raise model.contract_radius') as err:
+    tasks.make_task(config)
+  assert '\n' not in str(err.value)
 
 
 @pytest.mark.parametrize('values, words', [

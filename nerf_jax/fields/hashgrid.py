@@ -220,7 +220,8 @@ def build(model_config, role):
 
   A learned camera model (model.camera other than 'fixed': pose refinement) moves the rays, so the
   features' gradient with respect to the points is needed: without it the poses would learn only from
-  the colour's view dependence, which turns them and never moves them (position_gradient).
+  the colour's view dependence, which turns them and never moves them (position_gradient; it takes
+  autodiff's backward pass whatever model.hash_custom_vjp says, as hash_encode explains).
   """
   del role
   m = model_config

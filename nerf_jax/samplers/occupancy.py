@@ -6,8 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import config_rules, occupancy, rendering, sampling, types
-from nerf_jax import contraction
+from nerf_jax import config_rules, contraction, occupancy, rendering, sampling, types
 from nerf_jax.samplers.base import Sampler
 
 KEYS = {
@@ -17,7 +16,8 @@ KEYS = {
     'model.grid_decay': (0.95, "'occupancy' sampler: the density's decay per update"),
     'model.grid_threshold': (0.01, "'occupancy' sampler: the opacity over a step that counts occupied"),
     'model.march_steps': (1024, "'occupancy' sampler: fixed steps along the box's diagonal (the step size "
-                                "follows)"),
+                                "follows); with model.contraction, steps along each ray from near to far, "
+                                "half of them out to the radius"),
     # Every stage but the last gives each ray its next samples, the last the rest of as many whole rays
     # as fit (the others are left out of the loss); rays whose transmittance is under 1e-4 after a
     # stage take no more (early termination).
@@ -48,12 +48,10 @@ def check(config):
   return problems
 
 
-def march_step(model_config, near=0.0):
-  """The step in world units: model.march_steps steps cross the box's diagonal; with contraction, the
-  step of the linear part (occupancy.march_contracted: half the steps from near to contract_radius)."""
-  radius = contraction.radius(model_config)
-  if radius is not None:
-    return float(2.0 * (radius - near) / model_config.march_steps)
+def march_step(model_config):
+  """The step in world units: model.march_steps steps cross the box's diagonal (without contraction;
+  with it the steps grow along the ray, occupancy.march_contracted, and each cell has its own,
+  OccupancySampler.cell_steps)."""
   lo, hi = model_config.box
   return float(np.sqrt(3.0) * (hi - lo) / model_config.march_steps)
 
@@ -102,10 +100,10 @@ class OccupancySampler(Sampler):
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
-    radius = contraction.radius(m)
+    radius = contraction.radius(m, near)
     far = far if radius is None else contraction.FAR_RADII * radius
     return cls(fine=make_field(), near=near, far=far, box=tuple(m.box), resolution=m.grid_resolution,
-               step_size=march_step(m, near), max_steps=m.march_steps, radius=radius, stages=tuple(m.march_samples),
+               step_size=march_step(m), max_steps=m.march_steps, radius=radius, stages=tuple(m.march_samples),
                eval_stages=tuple(m.march_eval_samples), white_bkgd=data_config.white_bkgd,
                grid_every=m.grid_every, grid_warmup_steps=m.grid_warmup_steps, grid_decay=m.grid_decay,
                grid_threshold=m.grid_threshold)
@@ -195,7 +193,7 @@ class OccupancySampler(Sampler):
     else:  # every step is inside the contracted box; steps grow with distance
       z_vals, dt = occupancy.march_contracted(offsets, near=self.near, far=self.far, split=self.radius,
                                               max_steps=steps)
-      valid = dt > 0
+      valid = dt > 0  # the last steps of a jittered ray are cut to nothing at far
     points = sampling.points_along(rays, z_vals)
     cell, _ = occupancy.cell_index(self.grid_points(points), lo, hi, self.resolution)
     candidates = valid & (bits[cell] > 0)

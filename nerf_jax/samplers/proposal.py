@@ -21,11 +21,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax import config_rules, rendering, sampling
+from nerf_jax import config_rules, contraction, rendering, sampling
 from nerf_jax.fields.density import DensityField
 from nerf_jax.fields.hashgrid import HashEncoding
 from nerf_jax.fields.layers import compute_dtype
-from nerf_jax import contraction
 from nerf_jax.samplers.base import Sampler
 from nerf_jax.types import Conditioning
 
@@ -103,7 +102,7 @@ class ProposalSampler(Sampler):
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
-    radius = contraction.radius(m)
+    radius = contraction.radius(m, near)
     box = tuple(m.box)  # (-2, 2) with contraction (its rule)
     proposals = tuple(
         DensityField(encoding=HashEncoding(num_levels=m.proposal_hash_levels, features=2,
@@ -144,20 +143,18 @@ class ProposalSampler(Sampler):
       tdist = self.distances(sdist)
       if level == len(self.proposals):
         break
-      density = self._query(self.proposals[level], self._midpoints(rays, tdist), rays.viewdirs, cond).density
+      mids = 0.5 * (tdist[..., 1:] + tdist[..., :-1])  # each interval queried at its middle
+      density = self._query(self.proposals[level], sampling.points_along(rays, mids), rays.viewdirs,
+                            cond).density
       weights, _ = rendering.weights_from_density(density, tdist[..., :-1], rays.directions, far=tdist[..., -1:])
       extras[f'proposal_sdist_{level}'], extras[f'proposal_weights_{level}'] = sdist, weights
-    out = self._query(self.fine, self._midpoints(rays, tdist), rays.viewdirs, cond)
+    mids = 0.5 * (tdist[..., 1:] + tdist[..., :-1])
+    out = self._query(self.fine, sampling.points_along(rays, mids), rays.viewdirs, cond)
     weights, edges = rendering.weights_from_density(out.density, tdist[..., :-1], rays.directions,
                                                     far=tdist[..., -1:])
-    mids = 0.5 * (tdist[..., 1:] + tdist[..., :-1])
     render = rendering.composite(weights, out.rgb, mids, white_bkgd=self.white_bkgd, background=background,
                                  edges=edges, extras={**out.extras, **extras, 'sdist': sdist})
     return {'fine': render}
-
-  @staticmethod
-  def _midpoints(rays, tdist):
-    return sampling.points_along(rays, 0.5 * (tdist[..., 1:] + tdist[..., :-1]))
 
   def _resample(self, keys, sdist, weights, count):
     """count intervals (count + 1 sorted edges, float32 [..., count + 1]) drawn from the histogram
