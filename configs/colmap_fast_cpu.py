@@ -5,27 +5,14 @@ Images at half what sfm wrote (400 px on the long side of its 800 px default); 8
 features, 64 and 32 proposal samples for 32 of the field, 1,024 rays a step.
 """
 
-from configs import colmap_fast
+from configs import colmap_fast, fern_fast_cpu
 
 
 def get_config():
   config = colmap_fast.get_config()
   config.name = 'colmap_fast_cpu'
-  config.data.input_ratio = 0.5
-  config.model.hash_levels = 8
-  config.model.hash_features = 4
+  fern_fast_cpu.cpu_sizes(config, steps=3000)
   config.model.hash_table_log2 = 18
   config.model.hash_finest = 1024
-  config.model.proposal_samples = (64, 32)
   config.model.field_samples = 32
-  config.model.proposal_hash_finest = (64, 128)
-  config.model.proposal_hash_table_log2 = 15
-  config.train.steps = 3000
-  config.train.batch_size = 1024
-  config.train.lr_decay_steps = 3000
-  config.train.lr_decay_rate = 0.03
-  config.train.log_every = 50
-  config.train.eval_every = 0
-  config.train.checkpoint_every = 1000
-  config.eval.chunk = 4096
   return config

@@ -14,17 +14,24 @@ from configs import fern
 def get_config():
   config = fern.get_config()
   config.name = 'fern_fast'
+  # The LLFF loader puts the nearest depth at 1 / 0.75 (every LLFF scene alike): the linear cube of
+  # half-side 2 holds the foreground, the rest (fern's far wall at ~6) is contracted.
+  return nerfacto(config, contract_radius=2.0)
+
+
+def nerfacto(config, contract_radius):
+  """nerfacto's parts at its GPU sizes on a scene's config (configs/colmap_fast.py's too): the ngp
+  field sampled by two proposal density fields in contracted space (the cube of half-side
+  contract_radius kept linear), interlevel and distortion terms, instant-NGP's Adam. Returns config."""
+  config.data.ndc = False
+  config.data.bounds = 'scene'  # near from the scene's bounds; far: the contraction's (1,000 radii)
   config.model.field = 'ngp'
   config.model.encoding = 'hashgrid'
   config.model.dir_encoding = 'sh'
   config.model.sampler = 'proposal'
   config.model.density_noise = 0.0  # the proposal sampler adds none
-  config.data.ndc = False
-  config.data.bounds = 'scene'  # near from poses_bounds.npy; far: the contraction's (1,000 radii)
   config.model.contraction = 'linf'
-  # The LLFF loader puts the nearest depth at 1 / 0.75 (every LLFF scene alike): the linear cube of
-  # half-side 2 holds the foreground, the rest (fern's far wall at ~6) is contracted.
-  config.model.contract_radius = 2.0
+  config.model.contract_radius = contract_radius
   config.model.box = (-2.0, 2.0)  # contracted space
   config.model.hash_levels = 16
   config.model.hash_features = 2

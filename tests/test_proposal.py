@@ -123,7 +123,7 @@ def ball_density(world):
 def ball_sampler(contract_radius=4.0, proposals=2, **kw):
   settings = dict(fine=Ball(contract_radius), proposals=tuple(Ball(contract_radius) for _ in range(proposals)),
                   proposal_samples=(128, 32)[:proposals], field_samples=16, near=0.1,
-                  far=1000.0 * contract_radius, split=contract_radius, radius=contract_radius,
+                  far=1000.0 * contract_radius, radius=contract_radius,
                   padding=0.01, white_bkgd=False)
   settings.update(kw)
   return ProposalSampler(**settings)

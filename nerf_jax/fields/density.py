@@ -7,14 +7,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nerf_jax.fields.layers import Dense, features_first
-from nerf_jax.fields.ngp import trunc_exp
+from nerf_jax.fields.layers import Dense
+from nerf_jax.fields.ngp import density_head
 from nerf_jax.types import FieldOutput
 
 
 class DensityField(nn.Module):
-  """points float32 [..., S, 3] -> FieldOutput(density float32 [..., S]): trunc_exp of
-  Dense(width) -> ReLU -> Dense(1) on the encoded point (instant-NGP's density head, as NgpField's).
+  """points float32 [..., S, 3] -> FieldOutput(density float32 [..., S]): ngp.density_head (NgpField's
+  density, Dense(width) -> ReLU -> Dense(1)) on the encoded point.
 
   encoding: the position encoding (a fields.hashgrid.HashEncoding); box: (lo, hi), the cube the points
   must lie in (density 0 outside, as NgpField).
@@ -28,9 +28,6 @@ class DensityField(nn.Module):
   def __call__(self, points, viewdirs=None, cond=None):
     """points: float32 [..., S, 3]; viewdirs, cond: ignored (a density has no view dependence)."""
     del viewdirs, cond
-    encoded = self.encoding(points)
-    h = nn.relu(Dense(self.width, self.dtype, name='hidden')(features_first(encoded)))
-    raw = Dense(1, self.dtype, name='out')(h)[0].reshape(encoded.shape[:-1])
-    lo, hi = self.box
-    inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
-    return FieldOutput(density=jnp.where(inside, trunc_exp(raw), 0.0))
+    layer = lambda features, name: Dense(features, self.dtype, name=name)
+    density, _ = density_head(layer, self.encoding(points), points, self.box, self.width, 1, prefix='')
+    return FieldOutput(density=density)

@@ -37,6 +37,26 @@ def _trunc_exp_bwd(x, g):
 trunc_exp.defvjp(_trunc_exp_fwd, _trunc_exp_bwd)
 
 
+def density_head(layer, encoded, points, box, width, outputs, prefix, raw_noise=None):
+  """instant-NGP's density from encoded points, inside a compact module (NgpField's, and DensityField's
+  for proposal sampling): Dense(width) -> ReLU -> Dense(outputs), trunc_exp of the first output plus
+  raw_noise, 0 outside `box`, where the grid does not reach.
+
+  layer(features, name): the module's Dense maker; encoded: float32 [..., S, F]; points: float32
+  [..., S, 3]; box: (lo, hi); prefix: of the two layers' names ('<prefix>hidden', '<prefix>out');
+  raw_noise: float32 [..., S] or None -> (density float32 [..., S], the second layer's outputs
+  [outputs, ...] in layers.Dense's features-first layout).
+  """
+  h = nn.relu(layer(width, f'{prefix}hidden')(features_first(encoded)))  # layers.Dense's layout
+  h = layer(outputs, f'{prefix}out')(h)
+  raw = h[0].reshape(encoded.shape[:-1])
+  if raw_noise is not None:
+    raw = raw + raw_noise
+  lo, hi = box
+  inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
+  return jnp.where(inside, trunc_exp(raw), 0.0), h
+
+
 class NgpField(nn.Module):
   """(point, view direction) -> (rgb, density), as instant-NGP builds it.
 
@@ -64,14 +84,8 @@ class NgpField(nn.Module):
     layer = lambda features, name, **kw: Dense(features, self.dtype, name=name, **kw)
     encoded = self.encoding(points)
     lead = encoded.shape[:-1]  # [..., S]
-    h = nn.relu(layer(self.width, 'density_hidden')(features_first(encoded)))  # layers.Dense's layout
-    h = layer(1 + self.geo_features, 'density_out')(h)
-    raw_sigma = h[0].reshape(lead)
-    if raw_noise is not None:
-      raw_sigma = raw_sigma + raw_noise
-    lo, hi = self.box
-    inside = jnp.all((points >= lo) & (points <= hi), axis=-1)
-    sigma = jnp.where(inside, trunc_exp(raw_sigma), 0.0)
+    sigma, h = density_head(layer, encoded, points, self.box, self.width, 1 + self.geo_features, 'density_',
+                            raw_noise)
     rgb = colour_mlp(layer, h, self.dir_encoding(viewdirs), self.conditioning, cond, self.width,
                      self.colour_depth, lead)
     return FieldOutput(rgb=rgb, density=sigma)

@@ -82,8 +82,8 @@ class ProposalSampler(Sampler):
 
   fine: the shown field (named as the other samplers' shown field); proposals: DensityFields, one per
   entry of proposal_samples; near, far: the rays' bounds (with contraction, far is FAR_RADII radii);
-  split: where the piecewise spacing turns from linear to disparity, or None (linear); radius: the
-  contraction's, or None (no contraction). Renders 'fine' with extras 'sdist' float32 [..., N + 1] (its
+  radius: the contraction's, or None (no contraction, linear spacing); it is also where the piecewise
+  spacing turns from linear to disparity. Renders 'fine' with extras 'sdist' float32 [..., N + 1] (its
   intervals in s) and, per proposal level i, 'proposal_sdist_<i>' and 'proposal_weights_<i>'.
   """
   RENDERS = ('fine',)
@@ -94,7 +94,6 @@ class ProposalSampler(Sampler):
   field_samples: int = 48
   near: float = 2.0
   far: float = 6.0
-  split: float = None
   radius: float = None
   padding: float = 0.01
   white_bkgd: bool = True
@@ -113,7 +112,7 @@ class ProposalSampler(Sampler):
     return cls(fine=make_field(), proposals=proposals, proposal_samples=tuple(m.proposal_samples),
                field_samples=m.field_samples, near=near,
                far=far if radius is None else contraction.FAR_RADII * radius,
-               split=radius, radius=radius, padding=m.proposal_padding, white_bkgd=data_config.white_bkgd)
+               radius=radius, padding=m.proposal_padding, white_bkgd=data_config.white_bkgd)
 
   def _query(self, field, points, viewdirs, cond):
     if self.radius is not None:
@@ -125,7 +124,7 @@ class ProposalSampler(Sampler):
 
   def distances(self, s):
     """Distances along the rays (z_vals) of spacings s float32 [...]."""
-    return sampling.spacing_to_distance(s, self.near, self.far, self.split)
+    return sampling.spacing_to_distance(s, self.near, self.far, self.radius)
 
   def __call__(self, rays, keys=None, background=None):
     """rays: Rays [...]; keys: uint32 [..., 2] or None (evaluation: each level's quantiles)."""
