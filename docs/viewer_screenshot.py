@@ -12,6 +12,8 @@ import argparse
 import asyncio
 import base64
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -60,11 +62,13 @@ class Chromium:
     self.width, self.height, self.port, self.executable = width, height, port, executable
 
   def __enter__(self):
-    self._profile = tempfile.TemporaryDirectory()
+    # A profile of its own, removed after; the browser's helpers (renderer, crash handler) may still
+    # write to it for a moment after the kill, so a leftover file in /tmp is no error.
+    self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
     self._browser = subprocess.Popen(
         [self.executable, *FLAGS, f'--user-data-dir={self._profile.name}',
          f'--window-size={self.width},{self.height}', f'--remote-debugging-port={self.port}', 'about:blank'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
       try:
@@ -80,7 +84,10 @@ class Chromium:
       time.sleep(0.2)
 
   def __exit__(self, *exc):
-    self._browser.kill()
+    try:  # the whole process group: the helpers too, not only the main process
+      os.killpg(self._browser.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
     self._browser.wait()
     self._profile.cleanup()
 
