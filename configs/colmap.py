@@ -1,4 +1,5 @@
-"""NeRF on a COLMAP reconstruction: your own photos after `python -m nerf_jax.sfm PHOTOS --out SCENE`.
+"""NeRF on a COLMAP reconstruction: your own photos after `python -m nerf_jax.sfm PHOTOS --out SCENE`
+(or a transforms.json from instant-NGP, nerfstudio, Polycam or Record3D: data.format='auto' reads either).
 
 python main.py --config configs/colmap.py --config.data.root=PARENT_OF_SCENE --config.data.scene=SCENE
 Sized for a CPU like configs/lego_cpu.py (images at a quarter of what sfm wrote: 200 px for its 800 px
@@ -13,7 +14,9 @@ from configs import lego_cpu
 def get_config():
   config = lego_cpu.get_config()
   config.name = 'colmap'
-  config.data.format = 'colmap'
+  # sparse/ -> colmap, a phone capture's transforms.json -> transforms, poses_bounds.npy -> llff (said
+  # at start-up): the real-capture configs read whichever export the scene folder holds.
+  config.data.format = 'auto'
   config.data.root = 'data/captures'
   config.data.scene = 'scene'
   config.data.bounds = 'scene'  # near/far from the sparse points, per view (the scene is normalised)

@@ -19,7 +19,7 @@ def get_config():
   config.name = 'default'  # the run's name; the default workdir is runs/<name>
 
   config.data = data = ml_collections.ConfigDict()
-  data.format = 'blender'  # the scene's format: datasets.FORMATS ('blender'; docs/extending.md adds one)
+  data.format = 'blender'  # the scene's format: datasets.FORMATS ('blender', 'llff', 'colmap', 'transforms', or 'auto': detected)
   data.root = 'data/nerf_synthetic'  # the folder holding scene folders
   data.scene = 'lego'  # a scene folder under root, or a built-in scene ('spheres')
   data.split = 'train'  # the split training reads

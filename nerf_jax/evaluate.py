@@ -121,10 +121,13 @@ class Evaluator:
 
     summary['non_finite_views'] names the views whose prediction is not finite (NaN or inf); the task's
     eval_notes(split) join the summary by name (e.g. 'appearance': the code held-out views used).
+    summary['psnr_median'] and summary['worst_view'] ({'name', 'psnr', 'ssim'}: the view of lowest
+    PSNR) say how the views spread: a mean hides the one view a floater fogs.
     Returns (summary dict, the first view's images for the logs: {'gt_pred': ground truth | prediction,
-    uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}).
+    uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}, plus 'worst_gt_pred', the worst view's
+    pair, where it is another view).
     """
-    per_view, first, non_finite = {}, None, []
+    per_view, first, non_finite, worst = {}, None, [], None
     out_dir = out_dir if parallel.is_main_process() else None
     seconds, rays = [], 0
     for view in self.task.eval_views(split, views):
@@ -138,6 +141,8 @@ class Evaluator:
       pair = np.concatenate([to_uint8(view.target), to_uint8(outputs['rgb'])], axis=1)
       if first is None:
         first = {'gt_pred': pair, **self.task.extra_images(outputs)}
+      if worst is None or per_view[view.name]['psnr'] < per_view[worst[0]]['psnr']:
+        worst = (view.name, pair)
       if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), to_uint8(outputs['rgb']))
@@ -153,6 +158,8 @@ class Evaluator:
         **self.task.eval_notes(split),  # what the views were rendered with (a per-image code), by name
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
+        'psnr_median': float(np.median([m['psnr'] for m in per_view.values()])),
+        'worst_view': {'name': worst[0], **per_view[worst[0]]},
         **({'lpips': float(np.mean([m['lpips'] for m in per_view.values()]))}
            if self.lpips_weights is not None else {}),
         # Rendering speed, the first view's compilation included when it is the only one.
@@ -166,4 +173,6 @@ class Evaluator:
     if out_dir is not None:
       with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
         json.dump(summary, f, indent=2)
+    if len(per_view) > 1 and worst[1] is not first['gt_pred']:
+      first['worst_gt_pred'] = worst[1]
     return summary, first

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from nerf_jax import batching, camera, checks, tasks, train, video
+from nerf_jax import batching, camera, checks, evaluate, tasks, train, video
 from tests.conftest import override, small_fit_config, small_nerf_config
 from tests.test_main import run_main
 
@@ -169,3 +169,26 @@ def test_mesh_and_pointcloud_modes_write_files_that_open(trained, capsys):
   assert np.all(np.abs(mesh.vertices) < 2.1)
   cloud = trimesh.load(os.path.join(workdir, 'pointcloud', 'step60', 'pointcloud.ply'))
   assert len(cloud.vertices) > 100 and np.median(np.linalg.norm(cloud.vertices, axis=-1)) < 1.5
+
+
+def test_evaluation_names_the_worst_view_and_the_median(trained, capsys):
+  config, _, workdir = trained
+  config = override(config, **{'eval.views': (0, -1, 1)})
+  capsys.readouterr()
+  result = train.evaluate_checkpoint(config, workdir)
+  line = [l for l in capsys.readouterr().out.splitlines() if l.startswith('Evaluation at step 60')]
+  psnrs = {name: v['psnr'] for name, v in result['views'].items()}
+  worst = min(psnrs, key=psnrs.get)
+  assert len(psnrs) == 2 and result['worst_view'] == {'name': worst, **result['views'][worst]}
+  assert result['psnr_median'] == pytest.approx(np.median(list(psnrs.values())))
+  assert len(line) == 1 and (f'median {result["psnr_median"]:.2f} dB, worst view {worst} '
+                             f'{psnrs[worst]:.2f} dB / SSIM {result["views"][worst]["ssim"]:.4f}') in line[0]
+  with open(os.path.join(workdir, 'eval', 'val_step60', 'metrics.json')) as f:
+    assert json.load(f)['worst_view']['name'] == worst
+  # The logs (_log_evaluation writes every image) show the worst view's pair beside the first's.
+  task = tasks.make_task(config)
+  _, images = evaluate.Evaluator(task, 1024).run(train.load_state(config, task, workdir)[0].variables, 'val',
+                                                 (0, -1, 1))
+  assert ('worst_gt_pred' in images) == (worst != next(iter(psnrs)))
+  if 'worst_gt_pred' in images:
+    assert images['worst_gt_pred'].shape == images['gt_pred'].shape

@@ -104,15 +104,33 @@ def pinhole_and_distortion(camera, where):
 
 def distort(x, y, coeffs):
   """OpenCV's radial-tangential distortion of normalised image coordinates (COLMAP's OPENCV model;
-  SIMPLE_RADIAL and RADIAL are it with the later coefficients 0).
+  SIMPLE_RADIAL and RADIAL are it with the later coefficients 0; nerfstudio's transforms.json adds k3
+  and k4, the r^6 and r^8 terms of the same radial polynomial).
 
-  x, y: float [...] (X/Z, Y/Z in OpenCV axes); coeffs: (k1, k2, p1, p2) -> distorted x, y: float [...]
+  x, y: float [...] (X/Z, Y/Z in OpenCV axes); coeffs: (k1, k2, p1, p2) or (k1, k2, p1, p2, k3, k4)
+  -> distorted x, y: float [...]
   """
-  k1, k2, p1, p2 = coeffs
+  k1, k2, p1, p2, k3, k4 = (*coeffs, 0.0, 0.0)[:6]
   r2 = x * x + y * y
-  radial = k1 * r2 + k2 * r2 * r2
+  radial = r2 * (k1 + r2 * (k2 + r2 * (k3 + r2 * k4)))
   return (x + x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
           y + y * radial + 2 * p2 * x * y + p1 * (r2 + 2 * y * y))
+
+
+def distort_fisheye(x, y, coeffs):
+  """OpenCV's fisheye (equidistant) distortion, COLMAP's OPENCV_FISHEYE: a ray at angle theta from the
+  axis lands at radius theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8).
+
+  x, y: float [...] (pinhole X/Z, Y/Z); coeffs: (k1, k2, k3, k4) -> distorted x, y: float [...]
+  """
+  k1, k2, k3, k4 = coeffs
+  r = np.sqrt(x * x + y * y)
+  theta = np.arctan(r)
+  t2 = theta * theta
+  theta_d = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+  # r -> 0: theta_d / r -> 1 (the centre is not moved).
+  ratio = np.where(r > 1e-12, theta_d / np.maximum(r, 1e-12), 1.0)
+  return x * ratio, y * ratio
 
 
 def bilinear_sample(image, px, py):
@@ -131,19 +149,20 @@ def bilinear_sample(image, px, py):
   return (top * (1 - b) + bottom * b).astype(np.float32)
 
 
-def undistort_image(image, intrinsics, coeffs):
+def undistort_image(image, intrinsics, coeffs, fisheye=False):
   """The image a pinhole camera with the same (fx, fy, cx, cy) would have taken: each of its pixels
   looks up the distorted image where the distortion moves it (bilinear; outside: the edge value).
 
-  image: float [H, W, C]; intrinsics: (fx, fy, cx, cy) in this image's pixels; coeffs: (k1, k2, p1, p2)
-  returns float32 [H, W, C] (the input unchanged when every coefficient is 0)
+  image: float [H, W, C]; intrinsics: (fx, fy, cx, cy) in this image's pixels; coeffs: distort's
+  (k1, k2, p1, p2[, k3, k4]), or with fisheye distort_fisheye's (k1, k2, k3, k4)
+  returns float32 [H, W, C] (the input unchanged when every coefficient is 0 and not fisheye)
   """
-  if not np.any(coeffs):
+  if not np.any(coeffs) and not fisheye:
     return np.asarray(image, np.float32)
   fx, fy, cx, cy = intrinsics
   h, w = image.shape[:2]
   py, px = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing='ij')
-  xd, yd = distort((px - cx) / fx, (py - cy) / fy, coeffs)
+  xd, yd = (distort_fisheye if fisheye else distort)((px - cx) / fx, (py - cy) / fy, coeffs)
   return bilinear_sample(image, fx * xd + cx, fy * yd + cy)
 
 
@@ -420,38 +439,50 @@ def read_scene(scene_dir, factor=1):
 
 
 def read_view(scene, index, *, input_ratio=1.0, white_bkgd=True):
-  """One view's pixels, undistorted and resized, with its pinhole intrinsics at that size.
+  """One view's pixels, undistorted and resized, with its pinhole intrinsics at that size
+  (camera_pixels). returns rgb float32 [H, W, 3], alpha float32 [H, W] or None, intrinsics float64 [4]
+  """
+  camera = scene.cameras[index]
+  pinhole, coeffs = pinhole_and_distortion(camera, repr(scene.sparse_dir))
+  return camera_pixels(os.path.join(scene.folder, scene.files[index]), (camera.width, camera.height),
+                       pinhole, coeffs, f'its camera {camera.id} in {scene.sparse_dir!r}',
+                       downscale=scene.downscale, input_ratio=input_ratio, white_bkgd=white_bkgd)
 
+
+def camera_pixels(path, calibrated, pinhole, coeffs, camera_name, *, fisheye=False, downscale=1,
+                  input_ratio=1.0, white_bkgd=True):
+  """The photo at `path`, undistorted and resized, with its pinhole intrinsics at that size: what the
+  COLMAP and transforms.json loaders share.
+
+  calibrated: (width, height) the camera's intrinsics pinhole (fx, fy, cx, cy) and distortion coeffs
+  (undistort_image's, fisheye or not) are given at; the file may be an evenly downsampled copy.
+  camera_name: names the camera in an error. downscale: resize by 1 / downscale (a full-size photo read
+  in place of a missing images_<factor>/ copy), then by input_ratio, in one area resize.
   returns rgb float32 [H, W, 3], alpha float32 [H, W] or None (no alpha channel), intrinsics float64 [4]
   """
-  path = os.path.join(scene.folder, scene.files[index])
-  camera = scene.cameras[index]
   image = decode_image(path)
   if image.shape[-1] == 1:
     image = np.repeat(image, 3, axis=-1)
   if image.shape[-1] not in (3, 4):
     _fail(f'Image {path!r} has shape {image.shape}; expected RGB or RGBA.')
   h, w = image.shape[:2]
-  # The camera was calibrated at camera.width x camera.height; the file may be a downsampled copy.
-  scale_x, scale_y = w / camera.width, h / camera.height
+  scale_x, scale_y = w / calibrated[0], h / calibrated[1]
   # Sizes are whole pixels: the two scales may differ by rounding (half a pixel each way), not more.
   if abs(scale_x - scale_y) > 0.5 / w + 0.5 / h + 1e-9:
-    _fail(f'Image {path!r} is {w}x{h} but its camera {camera.id} in {scene.sparse_dir!r} is '
-          f'{camera.width}x{camera.height}: the two sides scale differently ({scale_x:.4g} vs '
-          f'{scale_y:.4g}), so the intrinsics cannot follow (a rotated or cropped photo?). Use the images '
-          f'COLMAP saw, resized evenly.')
-  pinhole, coeffs = pinhole_and_distortion(camera, repr(scene.sparse_dir))
-  intrinsics = pinhole * [scale_x, scale_y, scale_x, scale_y]
+    _fail(f'Image {path!r} is {w}x{h} but {camera_name} is {calibrated[0]}x{calibrated[1]}: the two sides '
+          f'scale differently ({scale_x:.4g} vs {scale_y:.4g}), so the intrinsics cannot follow (a rotated '
+          f'or cropped photo?). Use the images the poses were computed from, resized evenly.')
+  intrinsics = np.asarray(pinhole, np.float64) * [scale_x, scale_y, scale_x, scale_y]
   alpha = image[..., 3:] if image.shape[-1] == 4 else None
   # Composite at full resolution, before any resampling blends the undefined colour of transparent
   # pixels into the edges (as the Blender loader does).
   rgb = composite_on_white(image) if alpha is not None and white_bkgd else image[..., :3]
   pixels = rgb if alpha is None else np.concatenate([rgb, alpha], -1)
-  pixels = undistort_image(pixels, intrinsics, coeffs)
-  # A photo read from images/ in place of images_<factor>/ (scene.downscale > 1) gets the size a copy
-  # would have (round(H / factor), LLFF's rule), then input_ratio as ever: one area resize, to the size
-  # the two resizes would give.
-  base_h, base_w = max(1, round(h / scene.downscale)), max(1, round(w / scene.downscale))
+  pixels = undistort_image(pixels, intrinsics, coeffs, fisheye=fisheye)
+  # A photo read from images/ in place of images_<factor>/ (downscale > 1) gets the size a copy would
+  # have (round(H / factor), LLFF's rule), then input_ratio as ever: one area resize, to the size the two
+  # resizes would give.
+  base_h, base_w = max(1, round(h / downscale)), max(1, round(w / downscale))
   out_h, out_w = round(base_h * input_ratio), round(base_w * input_ratio)
   if (out_h, out_w) != (h, w):
     pixels = area_resize(pixels, out_h, out_w)
