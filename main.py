@@ -128,15 +128,19 @@ def view(config, workdir):
   checkpoint.require_run(workdir)
   task = tasks.make_task(config)
   state, source = train.load_state(config, task, workdir)
-  current = {'state': state}
+  current = {'state': state, 'unreadable': set()}
 
   def latest():
     ckpts = checkpoint.Checkpoints(workdir, config, create=False)
     try:
       step = ckpts.latest_step()
-      if step is not None and step != int(current['state'].step):
-        current['state'] = ckpts.restore(current['state'], step)
-        print(f'Viewer: now showing the checkpoint of step {step}.', flush=True)
+      if step is not None and step != int(current['state'].step) and step not in current['unreadable']:
+        try:
+          current['state'], _ = ckpts.restore(current['state'], step)
+          print(f'Viewer: now showing the checkpoint of step {step}.', flush=True)
+        except errors.CheckpointError as e:  # a damaged new step: said once, the shown one stays
+          current['unreadable'].add(step)
+          print(f'Viewer: {e}', flush=True)
     finally:
       ckpts.close()
     return current['state'].variables, int(current['state'].step)

@@ -81,6 +81,9 @@ def get_config():
   train.checkpoint_every = 1000  # steps between checkpoints (and at the end)
   train.keep_checkpoints = 3  # the newest checkpoints kept; older ones are removed as new ones land
   train.resume = True  # continue from the workdir's latest checkpoint (False: refuse if one exists)
+  # The checkpoint to resume, evaluate, render or view: 0 the newest that restores (a damaged one is
+  # named and skipped), N exactly step N
+  train.resume_step = 0
   # Serve the live viewer (config.view, optional extra requirements-viewer.txt) while training: the
   # browser sees the scene as it learns; the training's numbers are the same with it as without
   train.viewer = False

@@ -3,10 +3,22 @@
 A workdir holds one run: config.json (the config it was started with) and checkpoints/<step>/. Resuming
 with a config that changes what the checkpoint means (task, model, data) is refused with the differing
 keys listed; other changes (steps, intervals, evaluation) are allowed and reported.
+
+Damaged checkpoints (a failing disk, a half-finished copy, a sync tool) are expected, not fatal: each
+save lists its files with their sizes and CRC32s (FILES_MANIFEST), a restore checks them first and
+names the first file that is missing, short or changed, and restore() falls back to the newest step
+that restores, saying so in one line. A training (move_aside) moves a bad step to
+checkpoints_damaged/<step>/ (never deletes it: it may be someone's only copy) so that its next save
+does not collide with it; orbax's own error text goes to <workdir>/restore_errors.log, not the terminal.
 """
 
 import json
+import logging
 import os
+import shutil
+import time
+import traceback
+import zlib
 
 import jax
 import optax
@@ -123,6 +135,10 @@ class Checkpoints:
   def latest_step(self):
     return self.manager.latest_step()
 
+  def steps(self):
+    """Every saved step, newest first."""
+    return sorted(self.manager.all_steps(), reverse=True)
+
   def check_config(self):
     """Writes config.json for a new run; for an existing one, refuses incompatible changes.
 
@@ -147,18 +163,98 @@ class Checkpoints:
       return []
     return [f'{k}: {old!r} -> {new!r}' for k, (old, new) in differences.items()]
 
-  def restore(self, state, step=None):
-    """`state` with its fields replaced by the checkpoint at `step` (the latest when None)."""
-    step = self.latest_step() if step is None else step
-    if step is None:
+  def restore(self, state, step=None, *, move_aside=False, say=print):
+    """(`state` with its fields replaced by a checkpoint, the step it came from).
+
+    step: that checkpoint (train.resume_step), which must restore; None (or 0): the newest that
+    restores, each newer one that does not named by `say` in one line (the file at fault and why),
+    and with move_aside (a training, which holds the workdir's lock) moved to checkpoints_damaged/.
+    No step that restores: a CheckpointError listing them.
+    """
+    steps = self.steps()
+    if not steps:
       raise CheckpointError(f'No checkpoint in {self.directory}: train first (same --config and '
                             f'--workdir, --mode train).')
-    saved = self.manager.item_metadata(step)
-    if 'model_state' not in saved:  # saved before the state left the params: read it as it was written
-      return _from_single_tree(state, self.manager.restore(
-          step, args=ocp.args.StandardRestore(_single_tree(state))))
-    restored = self.manager.restore(step, args=ocp.args.StandardRestore(_savable(state)))
-    return state.replace(**restored)
+    if step:
+      if step not in steps:
+        raise CheckpointError(f'No checkpoint of step {step} in {self.directory} (train.resume_step): it '
+                              f'holds steps {sorted(steps)}. Pick one of them, or 0 for the newest.')
+      try:
+        return self._restore(state, step), step
+      except _Damaged as e:
+        raise CheckpointError(f'Checkpoint {step} in {self.directory} cannot be read: {e}. Pick another '
+                              f'train.resume_step ({sorted(s for s in steps if s != step)}), or 0 for the '
+                              f'newest that restores.') from None
+    failures = []
+    for candidate in steps:
+      try:
+        restored = self._restore(state, candidate)
+      except _Damaged as e:
+        failures.append(f'{candidate}: {e}')
+        where = self._move_aside(candidate) if move_aside else 'left in place'
+        older = [s for s in steps if s < candidate]
+        then = f'trying step {older[0]}' if older else 'no older step'
+        say(f'Checkpoint {candidate} in {self.directory} cannot be read ({e}); {where}; {then} '
+            f'(details: {self.log_path}).')
+        continue
+      return restored, candidate
+    raise CheckpointError(
+        f'No checkpoint in {self.directory} can be read ({"; ".join(failures)}). '
+        + ('They were moved to checkpoints_damaged/; the same command now starts the run anew.'
+           if move_aside else 'Nothing was changed; details in ' + self.log_path + '.'))
+
+  @property
+  def log_path(self):
+    return os.path.join(self.workdir, RESTORE_LOG)
+
+  def _restore(self, state, step):
+    """`state` from checkpoint `step`; a _Damaged naming the fault where its files or orbax fail."""
+    problem = verify_files(os.path.join(self.directory, str(step)))
+    if problem:
+      self._log(step, problem)
+      raise _Damaged(problem)
+    absl_logger = logging.getLogger('absl')
+    level = absl_logger.level
+    absl_logger.setLevel(logging.CRITICAL)  # orbax logs each failed read: the one-line reason says it
+    try:
+      saved = self.manager.item_metadata(step)
+      if 'model_state' not in saved:  # saved before the state left the params: read it as it was written
+        return _from_single_tree(state, self.manager.restore(
+            step, args=ocp.args.StandardRestore(_single_tree(state))))
+      restored = self.manager.restore(step, args=ocp.args.StandardRestore(_savable(state)))
+      return state.replace(**restored)
+    except Exception as e:  # noqa: BLE001 (TensorStore, JSON, zarr: each damaged file fails its own way)
+      self._log(step, traceback.format_exc())
+      root = e
+      while root.__cause__ is not None:  # TensorStore's own words are in the innermost cause
+        root = root.__cause__
+      first = ' '.join(str(root).split())
+      raise _Damaged(f'orbax: {first[:200]}{"..." if len(first) > 200 else ""}') from e
+    finally:
+      absl_logger.setLevel(level)
+
+  def _log(self, step, text):
+    try:
+      with open(self.log_path, 'a') as f:
+        f.write(f'--- {time.strftime("%Y-%m-%d %H:%M:%S")} checkpoint {step} in {self.directory}\n{text}\n')
+    except OSError:
+      pass  # a read-only workdir: the one-line reason is all there is
+
+  def _move_aside(self, step):
+    """Moves checkpoint `step` to checkpoints_damaged/<step>[.<n>]/ and forgets it; says where."""
+    target = os.path.join(self.workdir, DAMAGED_DIR, str(step))
+    n = 1
+    while os.path.exists(target):
+      target = os.path.join(self.workdir, DAMAGED_DIR, f'{step}.{n}')
+      n += 1
+    try:
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    except OSError as e:
+      raise CheckpointError(f'Checkpoint {step} in {self.directory} cannot be read, and moving it aside to '
+                            f'{target} failed ({e.strerror}): move or remove it by hand, then resume.') from e
+    self.manager.reload()
+    return f'moved to {target}'
 
   def save(self, state):
     """Saves `state` at its step; returns once it is complete on disk.
@@ -173,6 +269,8 @@ class Checkpoints:
     try:
       self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
       self.manager.wait_until_finished()
+      if jax.process_index() == 0:
+        write_manifest(os.path.join(self.directory, str(step)))
     except Exception as e:  # noqa: BLE001 (disk full, permissions, a vanished mount: orbax wraps some)
       self.manager.reload()  # forget the step that was not written
       reason = e.strerror if isinstance(e, OSError) and e.strerror else f'{type(e).__name__}: {e}'
@@ -183,6 +281,58 @@ class Checkpoints:
 
   def close(self):
     self.manager.close()
+
+
+RESTORE_LOG = 'restore_errors.log'  # orbax's own text of each failed restore, in the workdir
+DAMAGED_DIR = 'checkpoints_damaged'  # where a training moves a step that cannot be read
+FILES_MANIFEST = 'nerf_jax_files.json'  # in each step's folder: {relative path: [bytes, crc32]}
+
+
+class _Damaged(Exception):
+  """A checkpoint that cannot be read; the message names the file and why, in one line."""
+
+
+def _crc32(path):
+  crc = 0
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 22), b''):
+      crc = zlib.crc32(block, crc)
+  return crc
+
+
+def write_manifest(step_dir):
+  """Lists every file of a finished checkpoint with its size and CRC32 (FILES_MANIFEST), written in
+  one rename: a checkpoint killed before it has none and is checked by orbax alone, as older ones are."""
+  files = {}
+  for parent, _, names in os.walk(step_dir):
+    for name in names:
+      path = os.path.join(parent, name)
+      relative = os.path.relpath(path, step_dir)
+      if relative != FILES_MANIFEST:
+        files[relative] = [os.path.getsize(path), _crc32(path)]
+  _write_json(os.path.join(step_dir, FILES_MANIFEST), files)
+
+
+def verify_files(step_dir):
+  """None where every file FILES_MANIFEST lists is there with its size and CRC32 (or there is no
+  manifest); else the first fault, in words: 'file F is missing' and the like."""
+  try:
+    with open(os.path.join(step_dir, FILES_MANIFEST)) as f:
+      files = json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError):
+    return f'its file list {FILES_MANIFEST} is garbled'
+  for relative, (size, crc) in sorted(files.items()):
+    path = os.path.join(step_dir, relative)
+    if not os.path.isfile(path):
+      return f'file {relative} is missing'
+    actual = os.path.getsize(path)
+    if actual != size:
+      return f'file {relative} is {actual:,} bytes; it was saved with {size:,}'
+    if _crc32(path) != crc:
+      return f'file {relative} has changed since it was saved (CRC32 differs)'
+  return None
 
 
 def _write_json(path, value):

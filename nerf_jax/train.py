@@ -14,7 +14,8 @@ from jax.experimental import multihost_utils
 import flax
 from flax.training import train_state
 
-from nerf_jax import batching, checkpoint, config_checks, evaluate, lpips, optim, parallel, summary, tasks
+from nerf_jax import (batching, checkpoint, config_checks, evaluate, lpips, optim, parallel, summary, tasks,
+                      workdir_lock)
 from nerf_jax import progress as progress_lib
 from nerf_jax.errors import CheckpointError, Interrupted, NonFiniteLossError
 
@@ -181,12 +182,27 @@ def train_and_evaluate(config, workdir, mesh=None):
   """
   mesh = parallel.make_mesh() if mesh is None else mesh
   config_checks.validate(config, mesh.size)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  # One writer per workdir, from before the data is read or config.json written until the run ends,
+  # however it ends (a second training refuses at once, not after loading its scene).
+  lock = workdir_lock.WorkdirLock(ckpts.workdir, say=_print) if parallel.is_main_process() else None
+  try:
+    if lock is not None:
+      lock.acquire()
+    return _resume_and_train(config, ckpts, mesh)
+  finally:
+    ckpts.close()
+    if lock is not None:
+      lock.release()
+
+
+def _resume_and_train(config, ckpts, mesh):
+  """train_and_evaluate's work once the workdir's lock is held."""
   task = tasks.make_task(config)
   plan = batching.BatchPlan.from_config(config.train)
   iteration = make_train_iteration(task, plan, config.train.microbatches, mesh)
   evaluator = evaluate.Evaluator(task, config.eval.chunk, mesh,
                                 microbatches=config.eval.microbatches)
-  ckpts = checkpoint.Checkpoints(workdir, config)
   for change in ckpts.check_config():
     _print(f'Config changed since the run started (allowed): {change}')
   state = create_train_state(config, task, mesh)
@@ -197,13 +213,19 @@ def train_and_evaluate(config, workdir, mesh=None):
           f'{ckpts.directory} already holds checkpoints (latest step {latest}) and train.resume is '
           f'False. Nothing was changed: pass a new --workdir, or drop --config.train.resume=False to '
           f'continue that run.')
-    state = ckpts.restore(state, latest)
-    _print(f'Resumed from step {latest} in {ckpts.directory}.')
+    wanted = config.train.resume_step
+    newer = [s for s in ckpts.steps() if wanted and s > wanted]
+    if newer:
+      raise CheckpointError(
+          f'train.resume_step={wanted} but {ckpts.directory} holds newer steps {sorted(newer)}: training on '
+          f'from {wanted} would collide with them. Move them out of the folder first, or train in a copy '
+          f'of the workdir (--mode evaluate/render take train.resume_step as it is).')
+    state, step = ckpts.restore(state, wanted or None, move_aside=True, say=_print)
+    _print(f'Resumed from step {step} in {ckpts.directory}.')
   start, steps = int(state.step), config.train.steps
   if start >= steps:
     _print(f'Run in {ckpts.workdir} is already at step {start} >= train.steps={steps}: nothing to train. '
            f'Evaluate it with --mode evaluate, or raise --config.train.steps to train further.')
-    ckpts.close()
     return state
 
   viewer = None
@@ -349,7 +371,9 @@ def load_state(config, task, workdir, mesh=None, required=True):
             f'No checkpoint in {ckpts.directory}: train first with the same --config and --workdir.')
       return state, 'initialised (no checkpoint in the workdir)'
     ckpts.check_config()
-    return ckpts.restore(state), f'checkpoint of step {ckpts.latest_step()} in {ckpts.directory}'
+    # Read-only: a damaged step is named and skipped, not moved (a training beside it owns the folder).
+    state, step = ckpts.restore(state, config.train.resume_step or None, say=_print)
+    return state, f'checkpoint of step {step} in {ckpts.directory}'
   finally:
     ckpts.close()
 

@@ -39,7 +39,7 @@ def _restorable_latest(root, workdir, settings):
   config = small_fit_config(root, **{k: v for k, v in settings.items() if k != 'data.root'})
   ckpts = checkpoint.Checkpoints(workdir, config, create=False)
   try:
-    state = ckpts.restore(train.create_train_state(config, tasks.make_task(config)))
+    state, _ = ckpts.restore(train.create_train_state(config, tasks.make_task(config)))
   finally:
     ckpts.close()
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(jax.device_get(state.params)))
@@ -104,7 +104,7 @@ def test_a_nan_right_after_a_checkpoint_keeps_it(spheres_root, tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path / 'checkpoints') == ['1']
   ckpts = checkpoint.Checkpoints(str(tmp_path), config, create=False)
-  state = ckpts.restore(train.create_train_state(config, tasks.make_task(config)))
+  state, _ = ckpts.restore(train.create_train_state(config, tasks.make_task(config)))
   ckpts.close()
   assert int(state.step) == 1
   # That checkpoint's huge parameters render NaN: --mode evaluate says so and which step, not 'PSNR nan'.

@@ -53,7 +53,7 @@ def _wait_for(condition, process, timeout=240):
 def _params_at(root, workdir, step, settings):
   config = small_fit_config(root, **settings)
   ckpts = checkpoint.Checkpoints(workdir, config)
-  state = ckpts.restore(train.create_train_state(config, tasks.make_task(config)), step)
+  state, _ = ckpts.restore(train.create_train_state(config, tasks.make_task(config)), step)
   ckpts.close()
   return jax.tree_util.tree_leaves(jax.device_get(state.params))
 

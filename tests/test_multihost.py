@@ -47,7 +47,7 @@ def test_two_processes_train_like_one(spheres_root, tmp_path):
   # The two-process checkpoint restores in this single process and matches a single-process run.
   ckpts = checkpoint.Checkpoints(workdir, config)
   task = tasks.make_task(config)
-  restored = ckpts.restore(train.create_train_state(config, task))
+  restored, _ = ckpts.restore(train.create_train_state(config, task))
   ckpts.close()
   single = train.train_and_evaluate(config, str(tmp_path / 'single'))
   difference = max(float(np.max(np.abs(a - b))) for a, b in zip(
