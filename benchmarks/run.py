@@ -9,6 +9,8 @@ in the same process. Every entry runs in a process of its own, so its peak_rss_m
 """
 
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import resource
@@ -23,7 +25,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import img_fit, lego, lego_cpu, lego_fast_cpu  # noqa: E402
+from configs import colmap_fast_cpu, img_fit, lego, lego_cpu, lego_fast_cpu  # noqa: E402
 from nerf_jax import batching, camera, evaluate, fields, parallel, precision, tasks, train  # noqa: E402
 from nerf_jax.fields import hashgrid  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
@@ -138,10 +140,10 @@ def paper_eval_config(dtype):
   return config
 
 
-def time_rendering(config, size):
+def time_rendering(config, size, scene=None):
   """Rendering a size x size view of random pixels with `config`'s freshly initialised model, in
   eval.chunk rays at a time. A 'step' here is one chunk: flops_per_step and steps_per_s are per chunk."""
-  task = tasks.make_task(config, scene=synthetic_scene(1, size))
+  task = tasks.make_task(config, scene=synthetic_scene(1, size) if scene is None else scene)
   params = train.create_train_state(config, task).variables
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
   view = next(task.eval_views(config.data.split, (0, 1, 1)))
@@ -250,6 +252,39 @@ def bench_eval_fast_cpu(dtype, size=100):
   return time_rendering(config, size)
 
 
+def real_capture_config(dtype):
+  """configs/colmap_fast_cpu.py (the real-capture config: proposal sampler in contracted space)."""
+  return with_dtype(colmap_fast_cpu.get_config(), dtype)
+
+
+def capture_scene(num_views, size):
+  """synthetic_scene with the per-view near/far a real capture's loader gives (data.bounds='scene')."""
+  scene = synthetic_scene(num_views, size)
+  return dataclasses.replace(scene, near=np.full(num_views, 0.2, np.float32),
+                             far=np.full(num_views, 10.0, np.float32))
+
+
+def bench_eval_real_cpu(dtype, size=128, rounds=2):
+  """Rendering a size x size view with configs/colmap_fast_cpu.py's model as its evaluations do: two
+  proposal fields and the field in contracted space (the cost does not depend on what was learned:
+  every ray takes the same samples). Interleaved in this process, `rounds` times each, the same with
+  hash_encode(fast_forward=False): the points unmaterialized and the einsum (what evaluation did before),
+  so rays_per_s_before and speedup compare the two on the same machine at the same moment."""
+  original = hashgrid.hash_encode
+  best = {}
+  for _ in range(rounds):
+    for before in (True, False):
+      hashgrid.hash_encode = functools.partial(original, fast_forward=False) if before else original
+      try:
+        entry = time_rendering(real_capture_config(dtype), size, scene=capture_scene(1, size))
+      finally:
+        hashgrid.hash_encode = original
+      if entry['rays_per_s'] > best.get(before, {'rays_per_s': 0.0})['rays_per_s']:
+        best[before] = entry
+  return {**best[False], 'rays_per_s_before': best[True]['rays_per_s'],
+          'speedup': best[False]['rays_per_s'] / best[True]['rays_per_s']}
+
+
 def bench_hash_encoding(dtype, points=65536, repeats=5):
   """The hash encoding alone, configs/lego_fast_cpu.py's table: forward, and forward + backward with
   autodiff's gradient and with the hand-written one (hashgrid.interpolate_custom), best of `repeats`.
@@ -287,26 +322,29 @@ def bench_hash_encoding(dtype, points=65536, repeats=5):
 BENCHMARKS = {'img_fit': bench_img_fit, 'nerf_paper': bench_nerf_paper, 'nerf_cpu': bench_nerf_cpu,
               'eval_nerf_paper': bench_eval_nerf_paper, 'eval_cpu': bench_eval_cpu, 'render_800': bench_render_800,
               'nerf_fast_cpu': bench_nerf_fast_cpu, 'eval_fast_cpu': bench_eval_fast_cpu,
+              'eval_real_cpu': bench_eval_real_cpu,
               'hash_encoding': bench_hash_encoding}
 
 
-# Entries with a profile (--profile): name -> (config for a dtype, image size, profile_step function).
+# Entries with a profile (--profile): name -> (config for a dtype, image size, profile_step function[,
+# the scene: synthetic_scene where not given]).
 PROFILED = {
     'nerf_cpu': (lego_cpu_config, 100, profile_step.profile_training),
     'nerf_paper': (nerf_paper_config, 400, profile_step.profile_training),
     'eval_cpu': (lego_cpu_config, 100, profile_step.profile_rendering),
     'eval_nerf_paper': (paper_eval_config, 64, profile_step.profile_rendering),
     'nerf_fast_cpu': (fast_cpu_config, 200, profile_step.profile_training),
+    'eval_real_cpu': (real_capture_config, 128, profile_step.profile_rendering, capture_scene),
 }
 
 
 def profile_entry(name, dtype, top=0):
   """profile_step.summary() of entry `name`'s step (a training step or a rendering chunk); the paper
   model's training step is traced twice (seconds each), the others ten times."""
-  make_config, size, profile = PROFILED[name]
+  make_config, size, profile, *scene = PROFILED[name]
   config = make_config(dtype)
   views = 20 if profile is profile_step.profile_training else 1
-  task = tasks.make_task(config, scene=synthetic_scene(views, size))
+  task = tasks.make_task(config, scene=(scene[0] if scene else synthetic_scene)(views, size))
   steps = 2 if name == 'nerf_paper' else 10
   return {**profile_step.summary(profile(task, config, steps=steps, top=top)), 'dtype': config.model.dtype}
 

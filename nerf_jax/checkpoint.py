@@ -270,7 +270,10 @@ class Checkpoints:
       self.manager.save(step, args=ocp.args.StandardSave(_savable(state)))
       self.manager.wait_until_finished()
       if jax.process_index() == 0:
-        write_manifest(os.path.join(self.directory, str(step)))
+        try:
+          write_manifest(os.path.join(self.directory, str(step)))
+        except OSError:  # the checkpoint is complete: without its list, orbax alone checks it on restore
+          pass
     except Exception as e:  # noqa: BLE001 (disk full, permissions, a vanished mount: orbax wraps some)
       self.manager.reload()  # forget the step that was not written
       reason = e.strerror if isinstance(e, OSError) and e.strerror else f'{type(e).__name__}: {e}'

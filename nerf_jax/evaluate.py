@@ -121,7 +121,7 @@ class Evaluator:
 
     summary['non_finite_views'] names the views whose prediction is not finite (NaN or inf); the task's
     eval_notes(split) join the summary by name (e.g. 'appearance': the code held-out views used).
-    summary['psnr_median'] and summary['worst_view'] ({'name', 'psnr', 'ssim'}: the view of lowest
+    summary['psnr_median'] and summary['worst_view'] ({'name', 'source' (its photo), 'psnr', 'ssim'}: the view of lowest
     PSNR) say how the views spread: a mean hides the one view a floater fogs.
     Returns (summary dict, the first view's images for the logs: {'gt_pred': ground truth | prediction,
     uint8 [H, 2W, 3], and the task's extra maps, float [H, W]}, plus 'worst_gt_pred', the worst view's
@@ -142,7 +142,7 @@ class Evaluator:
       if first is None:
         first = {'gt_pred': pair, **self.task.extra_images(outputs)}
       if worst is None or per_view[view.name]['psnr'] < per_view[worst[0]]['psnr']:
-        worst = (view.name, pair)
+        worst = (view.name, pair, view.source)
       if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         iio.imwrite(os.path.join(out_dir, f'{view.name}.png'), to_uint8(outputs['rgb']))
@@ -159,7 +159,7 @@ class Evaluator:
         'psnr': float(np.mean([m['psnr'] for m in per_view.values()])),
         'ssim': float(np.mean([m['ssim'] for m in per_view.values()])),
         'psnr_median': float(np.median([m['psnr'] for m in per_view.values()])),
-        'worst_view': {'name': worst[0], **per_view[worst[0]]},
+        'worst_view': {'name': worst[0], 'source': worst[2], **per_view[worst[0]]},
         **({'lpips': float(np.mean([m['lpips'] for m in per_view.values()]))}
            if self.lpips_weights is not None else {}),
         # Rendering speed, the first view's compilation included when it is the only one.

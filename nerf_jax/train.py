@@ -347,7 +347,8 @@ def _write_evaluation(evaluator, workdir, state, split, views, writer=None, stri
   # What the views were rendered with beyond their rays (a per-image appearance code), one line each.
   notes = ''.join(f'{name}: {text}\n' for name, text in evaluator.task.eval_notes(split).items())
   worst = result['worst_view']
-  spread = (f'; median {result["psnr_median"]:.2f} dB, worst view {worst["name"]} {worst["psnr"]:.2f} dB / '
+  photo = f' ({worst["source"]})' if worst['source'] and worst['source'] != worst['name'] else ''
+  spread = (f'; median {result["psnr_median"]:.2f} dB, worst view {worst["name"]}{photo} {worst["psnr"]:.2f} dB / '
             f'SSIM {worst["ssim"]:.4f}' if result['num_views'] > 1 else '')
   _print(f'Evaluation at step {step} on {result["num_views"]} view(s) of {split!r}{subset}: '
         f'PSNR {result["psnr"]:.2f} dB, SSIM {result["ssim"]:.4f}{lpips_text}{spread} ({seconds:.1f} s; '

@@ -179,9 +179,10 @@ def test_evaluation_names_the_worst_view_and_the_median(trained, capsys):
   line = [l for l in capsys.readouterr().out.splitlines() if l.startswith('Evaluation at step 60')]
   psnrs = {name: v['psnr'] for name, v in result['views'].items()}
   worst = min(psnrs, key=psnrs.get)
-  assert len(psnrs) == 2 and result['worst_view'] == {'name': worst, **result['views'][worst]}
+  photo = f'r_{worst[-1]}'  # the built-in scene's val_00i is its photo r_i
+  assert len(psnrs) == 2 and result['worst_view'] == {'name': worst, 'source': photo, **result['views'][worst]}
   assert result['psnr_median'] == pytest.approx(np.median(list(psnrs.values())))
-  assert len(line) == 1 and (f'median {result["psnr_median"]:.2f} dB, worst view {worst} '
+  assert len(line) == 1 and (f'median {result["psnr_median"]:.2f} dB, worst view {worst} ({photo}) '
                              f'{psnrs[worst]:.2f} dB / SSIM {result["views"][worst]["ssim"]:.4f}') in line[0]
   with open(os.path.join(workdir, 'eval', 'val_step60', 'metrics.json')) as f:
     assert json.load(f)['worst_view']['name'] == worst

@@ -147,11 +147,43 @@ def _interpolate(table, rows, weights):
   return jnp.einsum('nlc,nlcf->nlf', weights, table[rows])
 
 
+def _corner_sum(table, rows, weights):
+  """_interpolate's sums, corner by corner: float32 [n, L, F]. On a CPU XLA runs the einsum as a
+  batched [1, 2^d] x [2^d, F] product per point and level, 3 times slower than 2^d gathers multiplied
+  and added in one loop (benchmarks/run.py eval_real_cpu); differentiated, the einsum trains faster.
+  The same sums in another order (float32 rounding)."""
+  out = weights[..., 0, None] * table[rows[..., 0]]
+  for c in range(1, rows.shape[-1]):
+    out = out + weights[..., c, None] * table[rows[..., c]]
+  return out
+
+
+@jax.custom_vjp
+def interpolate_by_corner(table, rows, weights):
+  """_interpolate: the corner sum where it is not differentiated (evaluation, rendering, the viewer),
+  the einsum and autodiff's backward pass where it is (training, as before)."""
+  return _corner_sum(table, rows, weights)
+
+
+def _by_corner_fwd(table, rows, weights):
+  out, backward = jax.vjp(lambda t, w: _interpolate(t, rows, w), table, weights)
+  return out, backward
+
+
+def _by_corner_bwd(backward, g):
+  grad_table, grad_weights = backward(g)
+  return grad_table, None, grad_weights
+
+
+interpolate_by_corner.defvjp(_by_corner_fwd, _by_corner_bwd)
+
+
 @jax.custom_vjp
 def interpolate_custom(table, rows, weights):
   """_interpolate with a hand-written backward pass: one scatter-add of weights x cotangent into the
-  table, and no gradient for the rows or weights (the inputs' positions are not trained)."""
-  return _interpolate(table, rows, weights)
+  table, and no gradient for the rows or weights (the inputs' positions are not trained); not
+  differentiated, the corner sum."""
+  return _corner_sum(table, rows, weights)
 
 
 def _interpolate_fwd(table, rows, weights):
@@ -168,7 +200,22 @@ def _interpolate_bwd(residuals, g):
 interpolate_custom.defvjp(_interpolate_fwd, _interpolate_bwd)
 
 
-def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False):
+def materialized(x):
+  """x (float32 [n, d]) as an array in memory, not an expression: x @ I, exact (each entry is x times
+  1 plus zeros), and a fusion boundary.
+
+  Without it, XLA on a CPU fuses everything that made the points (origin + t * direction, the
+  contraction, the box) into the gather of the hash table's rows, and recomputes it for every gathered
+  element, 8 corners x levels x features of them per point, and once more for the weights. Training
+  escapes that (the backward pass needs the rows, so they are kept); a forward pass alone (evaluation,
+  rendering, the viewer) did not: configs/colmap_fast_cpu.py rendered 7,200 rays/s, 28,000 with this
+  (benchmarks/run.py eval_real_cpu). jax.lax.optimization_barrier would say it better, but XLA's CPU
+  pipeline drops barriers before fusion.
+  """
+  return jnp.matmul(x, jnp.eye(x.shape[-1], dtype=x.dtype), precision=jax.lax.Precision.HIGHEST)
+
+
+def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False, fast_forward=True):
   """The multiresolution hash encoding of points in the unit cube (or square).
 
   x: float32 [n, d] in [0, 1]; table: float32 [layout.total, F]
@@ -179,12 +226,21 @@ def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False):
   which an SDF field's analytic normal needs; otherwise x gets none (a density field's points are
   not trained, and the weights' backward pass would cost as much as the table's). It takes autodiff's
   backward pass whatever custom_vjp says: the hand-written one has no gradient for x.
+  fast_forward: x materialized and the corners summed one by one where not differentiated, which
+  makes a forward pass (evaluation) on a CPU 5x faster; False, the earlier path, only to measure
+  what it buys (benchmarks/run.py eval_real_cpu).
   """
+  if fast_forward:
+    x = materialized(x)
   rows, weights = corner_indices_and_weights(x, layout)
   if not position_gradient:
     weights = jax.lax.stop_gradient(weights)
-  custom = custom_vjp and not position_gradient
-  features = (interpolate_custom if custom else _interpolate)(table, rows, weights)
+  if position_gradient:  # an SDF's eikonal loss differentiates it twice: plain autodiff, no custom rule
+    features = _interpolate(table, rows, weights)
+  elif custom_vjp:
+    features = interpolate_custom(table, rows, weights)
+  else:
+    features = (interpolate_by_corner if fast_forward else _interpolate)(table, rows, weights)
   return features.reshape(x.shape[0], -1)
 
 

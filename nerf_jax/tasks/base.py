@@ -21,10 +21,12 @@ class EvalView(NamedTuple):
   """One view to evaluate: its name, the model inputs for every pixel and the ground truth.
 
   inputs: pytree of arrays with leading axis height * width; target: float32 [height, width, 3].
+  source: what the view is in the user's terms (a photo's file name), or '' where the name says it.
   """
   name: str
   inputs: Any
   target: np.ndarray
+  source: str = ''
 
 
 def select_views(num_views, views):

@@ -183,7 +183,7 @@ class SceneTask(Task):
     for i in select_views(len(scene.names), views):
       index = i if split == self.train_split else NO_CAMERA
       rays = self.image_rays(scene.poses[i], scene.intrinsics[i], scene.height, scene.width, index)
-      yield EvalView(f'{split}_{i:03d}', rays, scene.images[i])
+      yield EvalView(f'{split}_{i:03d}', rays, scene.images[i], str(scene.names[i]))
 
   def num_views(self, split):
     return len(self.split(split).names)
