@@ -62,7 +62,7 @@ def test_validation_reports_every_broken_rule_at_once():
   problems = config_checks.config_problems(config)
   expected = ['train.lr=-0.001 must be > 0', 'train.batch_size=0 must be >= 1', 'data.near=6.0 must be < data.far=2.0',
               'train.steps=-5 must be >= 0', 'data.input_ratio=1.5 must be in (0, 1]', 'model.num_coarse=2 must be >= 3',
-              'eval.views=(0, -1, 0)', "render.formats=('avi',)", "data.format='llf' must be one of ['blender', ",
+              'eval.views=(0, -1, 0)', "render.formats=('avi',)", "data.format='llf' must be one of ['auto', 'blender', ",
               "model.dtype='float16'", "data.batching='some'"]
   for text in expected:
     assert sum(text in p for p in problems) == 1, (text, problems)

@@ -81,7 +81,19 @@ def read_transforms(scene_dir, split):
     _fail(f'{path!r} has no "frames" list (one entry per image).')
   if not frames:
     _fail(f'{path!r} has an empty "frames" list: split {split!r} has no images.')
+  check_frames(path, frames)
   seen = {}
+  for i, frame in enumerate(frames):
+    if frame['file_path'] in seen:
+      _fail(f'{path!r}: frames {seen[frame["file_path"]]} and {i} both name {frame["file_path"]!r}; each '
+            f'frame needs its own image.')
+    seen[frame['file_path']] = i
+  return meta
+
+
+def check_frames(path, frames, shapes=((4, 4),)):
+  """A DatasetError naming the file and frame unless every frame of a transforms file (a list of dicts)
+  has a "file_path" and a "transform_matrix" of numbers of one of `shapes`."""
   for i, frame in enumerate(frames):
     if not isinstance(frame, dict) or 'file_path' not in frame or 'transform_matrix' not in frame:
       _fail(f'{path!r}: frame {i} needs "file_path" and "transform_matrix".')
@@ -89,13 +101,8 @@ def read_transforms(scene_dir, split):
       matrix = np.asarray(frame['transform_matrix'], np.float64)
     except (TypeError, ValueError):
       matrix = None
-    if matrix is None or matrix.shape != (4, 4):
+    if matrix is None or matrix.shape not in shapes:
       _fail(f'{path!r}: frame {i} ({frame["file_path"]}) "transform_matrix" is not a 4x4 matrix of numbers.')
-    if frame['file_path'] in seen:
-      _fail(f'{path!r}: frames {seen[frame["file_path"]]} and {i} both name {frame["file_path"]!r}; each '
-            f'frame needs its own image.')
-    seen[frame['file_path']] = i
-  return meta
 
 
 def decode_image(path):

@@ -490,6 +490,40 @@ def camera_pixels(path, calibrated, pinhole, coeffs, camera_name, *, fisheye=Fal
   return pixels[..., :3], (pixels[..., 3] if alpha is not None else None), intrinsics
 
 
+def chosen_views(indices, views, split, scene_dir):
+  """indices int [N] of a split, narrowed to its views `views` (positions in it; all when None); a view
+  out of range is a DatasetError naming the split and how many views it has."""
+  if views is None:
+    return indices
+  for v in views:
+    if not 0 <= v < len(indices):
+      _fail(f'View {v} does not exist: split {split!r} of {scene_dir!r} has {len(indices)} views '
+            f'(0..{len(indices) - 1}).')
+  return indices[list(views)]
+
+
+def stacked_views(indices, read, describe):
+  """The views read(i) -> (rgb [H, W, 3], alpha [H, W] or None, intrinsics [4]) for i in indices, stacked:
+  (images float32 [N, H, W, 3], alphas float32 [N, H, W] (1 where a view has none) or None where no view
+  has one, intrinsics float32 [N, 4]). Views of another size than the first are a DatasetError naming
+  both (describe(i): 'Image PATH', say)."""
+  images, alphas, intrinsics = [], [], []
+  for i in indices:
+    rgb, alpha, k = read(i)
+    if images and rgb.shape != images[0].shape:
+      _fail(f'{describe(i)} is {rgb.shape[1]}x{rgb.shape[0]} after loading but {describe(indices[0])} is '
+            f'{images[0].shape[1]}x{images[0].shape[0]}: the images of a split must share one size. Resize '
+            f'it to match (its camera\'s intrinsics may differ).')
+    images.append(rgb)
+    alphas.append(alpha)
+    intrinsics.append(k)
+  if all(a is None for a in alphas):
+    alphas = None
+  else:
+    alphas = np.stack([np.ones(im.shape[:2], np.float32) if a is None else a for a, im in zip(alphas, images)])
+  return np.stack(images).astype(np.float32), alphas, np.stack(intrinsics).astype(np.float32)
+
+
 def load_split(root, scene, split, *, factor=1, llffhold=8, input_ratio=1.0, white_bkgd=True, views=None):
   """Split `split` of the COLMAP workspace root/scene, in the normalised world (module docstring).
 
@@ -500,33 +534,13 @@ def load_split(root, scene, split, *, factor=1, llffhold=8, input_ratio=1.0, whi
     _fail(f'data.input_ratio must be in (0, 1] (a downsampling factor), got {input_ratio}.')
   scene_dir = os.path.join(root, scene)
   colmap_scene = read_scene(scene_dir, factor)
-  indices = split_indices(len(colmap_scene.names), split, llffhold, repr(scene_dir))
-  if views is not None:
-    for v in views:
-      if not 0 <= v < len(indices):
-        _fail(f'View {v} does not exist: split {split!r} of {scene_dir!r} has {len(indices)} views '
-              f'(0..{len(indices) - 1}).')
-    indices = indices[list(views)]
-  images, alphas, intrinsics = [], [], []
-  for i in indices:
-    rgb, alpha, k = read_view(colmap_scene, i, input_ratio=input_ratio, white_bkgd=white_bkgd)
-    if images and rgb.shape != images[0].shape:
-      first = os.path.join(colmap_scene.folder, colmap_scene.files[indices[0]])
-      _fail(f'Image {os.path.join(colmap_scene.folder, colmap_scene.files[i])!r} is {rgb.shape[1]}x'
-            f'{rgb.shape[0]} after loading but {first!r} is {images[0].shape[1]}x{images[0].shape[0]}: '
-            f'the images of a split must share one size. Resize it to match (its camera\'s intrinsics '
-            f'may differ).')
-    images.append(rgb)
-    alphas.append(alpha)
-    intrinsics.append(k)
-  if all(a is None for a in alphas):
-    alphas = None
-  else:
-    alphas = np.stack([np.ones(im.shape[:2], np.float32) if a is None else a for a, im in zip(alphas, images)])
-  return SceneSplit(images=np.stack(images).astype(np.float32),
-                    poses=colmap_scene.normalised_poses()[indices].astype(np.float32),
-                    intrinsics=np.stack(intrinsics).astype(np.float32),
-                    names=tuple(colmap_scene.names[i] for i in indices), alphas=alphas,
+  indices = chosen_views(split_indices(len(colmap_scene.names), split, llffhold, repr(scene_dir)), views,
+                         split, scene_dir)
+  images, alphas, intrinsics = stacked_views(
+      indices, lambda i: read_view(colmap_scene, i, input_ratio=input_ratio, white_bkgd=white_bkgd),
+      lambda i: f'Image {os.path.join(colmap_scene.folder, colmap_scene.files[i])!r}')
+  return SceneSplit(images=images, poses=colmap_scene.normalised_poses()[indices].astype(np.float32),
+                    intrinsics=intrinsics, names=tuple(colmap_scene.names[i] for i in indices), alphas=alphas,
                     near=colmap_scene.near[indices].astype(np.float32),
                     far=colmap_scene.far[indices].astype(np.float32), layout=colmap_scene.layout)
 

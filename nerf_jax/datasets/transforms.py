@@ -34,9 +34,9 @@ import os
 
 import numpy as np
 
-from nerf_jax.datasets.blender import decode_image
-from nerf_jax.datasets.colmap import (FAR_MARGIN, camera_pixels, forward_normalisation,
-                                      inward_normalisation, look_at_layout)
+from nerf_jax.datasets.blender import check_frames, decode_image
+from nerf_jax.datasets.colmap import (FAR_MARGIN, camera_pixels, chosen_views, forward_normalisation,
+                                      inward_normalisation, look_at_layout, stacked_views)
 from nerf_jax.datasets.llff import NEAR_MARGIN, split_indices
 from nerf_jax.datasets.scene import IMAGE_EXTENSIONS, SceneSplit
 from nerf_jax.errors import DatasetError
@@ -86,15 +86,7 @@ def read_json(path):
   if not isinstance(frames, list) or not frames:
     _fail(f'{path!r} has no "frames" list (one entry per photo, each with "file_path" and '
           f'"transform_matrix").')
-  for i, frame in enumerate(frames):
-    if not isinstance(frame, dict) or 'file_path' not in frame or 'transform_matrix' not in frame:
-      _fail(f'{path!r}: frame {i} needs "file_path" and "transform_matrix".')
-    try:
-      matrix = np.asarray(frame['transform_matrix'], np.float64)
-    except (TypeError, ValueError):
-      matrix = None
-    if matrix is None or matrix.shape not in ((4, 4), (3, 4)):
-      _fail(f'{path!r}: frame {i} ({frame["file_path"]}) "transform_matrix" is not a 4x4 matrix of numbers.')
+  check_frames(path, frames, shapes=((4, 4), (3, 4)))  # some exporters drop the last row
   return meta
 
 
@@ -267,34 +259,18 @@ def load_split(root, scene, split, *, factor=1, llffhold=8, input_ratio=1.0, whi
     _fail(f'{scene_dir!r} has no split {split!r}: its splits are {sorted(data["splits"])}. Set data.split '
           f'/ eval.split to one of them.')
   indices = data['splits'][split]
-  indices = indices() if callable(indices) else indices
-  if views is not None:
-    for v in views:
-      if not 0 <= v < len(indices):
-        _fail(f'View {v} does not exist: split {split!r} of {scene_dir!r} has {len(indices)} views '
-              f'(0..{len(indices) - 1}).')
-    indices = indices[list(views)]
-  images, alphas, intrinsics = [], [], []
-  for i in indices:
+  indices = chosen_views(indices() if callable(indices) else indices, views, split, scene_dir)
+
+  def read(i):
     f = data['frames'][i]
     pinhole, coeffs, fisheye, calibrated = frame_camera(f['meta'], f['frame'], f['where'],
                                                         lambda: _photo_size(f['path']))
-    rgb, alpha, k = camera_pixels(f['path'], calibrated, pinhole, coeffs,
-                                  f'the camera of {f["where"]}', fisheye=fisheye,
-                                  downscale=f['downscale'], input_ratio=input_ratio, white_bkgd=white_bkgd)
-    if images and rgb.shape != images[0].shape:
-      _fail(f'{f["where"]}: its photo is {rgb.shape[1]}x{rgb.shape[0]} after loading but the split\'s first '
-            f'is {images[0].shape[1]}x{images[0].shape[0]}: the photos of a split must share one size. '
-            f'Resize it to match.')
-    images.append(rgb)
-    alphas.append(alpha)
-    intrinsics.append(k)
-  if all(a is None for a in alphas):
-    alphas = None
-  else:
-    alphas = np.stack([np.ones(im.shape[:2], np.float32) if a is None else a for a, im in zip(alphas, images)])
-  return SceneSplit(images=np.stack(images).astype(np.float32), poses=data['poses'][indices].astype(np.float32),
-                    intrinsics=np.stack(intrinsics).astype(np.float32),
+    return camera_pixels(f['path'], calibrated, pinhole, coeffs, f'the camera of {f["where"]}',
+                         fisheye=fisheye, downscale=f['downscale'], input_ratio=input_ratio,
+                         white_bkgd=white_bkgd)
+
+  images, alphas, intrinsics = stacked_views(indices, read, lambda i: f"{data['frames'][i]['where']}: its photo")
+  return SceneSplit(images=images, poses=data['poses'][indices].astype(np.float32), intrinsics=intrinsics,
                     names=tuple(data['frames'][i]['name'] for i in indices), alphas=alphas,
                     near=data['near'][indices].astype(np.float32), far=data['far'][indices].astype(np.float32),
                     layout=data['layout'])
