@@ -208,9 +208,9 @@ def materialized(x):
   contraction, the box) into the gather of the hash table's rows, and recomputes it for every gathered
   element, 8 corners x levels x features of them per point, and once more for the weights. Training
   escapes that (the backward pass needs the rows, so they are kept); a forward pass alone (evaluation,
-  rendering, the viewer) did not: configs/colmap_fast_cpu.py rendered 7,200 rays/s, 28,000 with this
-  (benchmarks/run.py eval_real_cpu). jax.lax.optimization_barrier would say it better, but XLA's CPU
-  pipeline drops barriers before fusion.
+  rendering, the viewer) did not: configs/colmap_fast_cpu.py rendered 7,200 rays/s, 25,000 with this
+  and 42,000 with the corner sum too (interpolate_by_corner; benchmarks/run.py eval_real_cpu).
+  jax.lax.optimization_barrier would say it better, but XLA's CPU pipeline drops barriers before fusion.
   """
   return jnp.matmul(x, jnp.eye(x.shape[-1], dtype=x.dtype), precision=jax.lax.Precision.HIGHEST)
 
