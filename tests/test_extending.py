@@ -259,7 +259,7 @@ def test_optimiser_example(extended, spheres_root, tmp_path):
 
 def test_unknown_names_list_the_choices():
   for key, value, message in (('task', 'nerff', r"Unknown task 'nerff': task must be one of"),
-                              ('data.format', 'nerfstudio', r"data.format must be one of \['blender'"),
+                              ('data.format', 'nerfstudio', r"data.format must be one of \['auto', 'blender'"),
                               ('model.encoding', 'hash', r'model.encoding must be one of'),
                               ('model.dir_encoding', 'spherical', r'model.dir_encoding must be one of'),
                               ('model.field', 'nerfacto', r"model.field\b.*must be one of \[.*'mlp'.*'ngp'"),
