@@ -225,8 +225,10 @@ def test_auto_format_detects_each_layout_and_says_which_in_one_line(tmp_path, ca
   os.makedirs(tmp_path / 'col' / 'sparse' / '0')
   for name in ('cameras', 'images', 'points3D'):
     (tmp_path / 'col' / 'sparse' / '0' / f'{name}.bin').write_bytes(b'')
-  found = {s: datasets.detect_format(str(tmp_path / s))[0] for s in ('cap', 'blend', 'llff', 'col')}
-  assert found == {'cap': 'transforms', 'blend': 'blender', 'llff': 'llff', 'col': 'colmap'}
+  write_capture(str(tmp_path / 'polycam'), per_frame=True)  # intrinsics in every frame, none at the top
+  found = {s: datasets.detect_format(str(tmp_path / s))[0] for s in ('cap', 'polycam', 'blend', 'llff', 'col')}
+  assert found == {'cap': 'transforms', 'polycam': 'transforms', 'blend': 'blender', 'llff': 'llff',
+                   'col': 'colmap'}
   config = override(default.get_config(), **{'data.format': 'auto', 'data.root': str(tmp_path),
                                               'data.scene': 'cap', 'data.white_bkgd': False, 'data.llffhold': 8})
   capsys.readouterr()

@@ -91,10 +91,12 @@ def read_json(path):
 
 
 def has_intrinsics(meta):
-  """Whether a parsed transforms file gives a focal length (its own or every frame's): what tells a
-  phone capture's transforms.json from a Blender scene's (camera_angle_x alone, RGBA)."""
-  keys = ('fl_x', 'fl_y', 'camera_angle_x', 'camera_angle_y')
-  return any(k in meta for k in keys) and ('fl_x' in meta or 'fl_y' in meta or 'w' in meta)
+  """Whether a parsed transforms file gives a focal length in pixels or an image size, at the top level
+  or in its first frame (Polycam and Record3D write them per frame): what tells a phone capture's
+  transforms.json from a Blender scene's (camera_angle_x alone, RGBA)."""
+  frames = meta.get('frames') if isinstance(meta.get('frames'), list) and meta.get('frames') else [{}]
+  first = frames[0] if isinstance(frames[0], dict) else {}
+  return any(k in meta or k in first for k in ('fl_x', 'fl_y', 'w', 'h'))
 
 
 def _number(value, key, where):
