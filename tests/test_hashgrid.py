@@ -60,6 +60,31 @@ def test_encoding_and_gradient_match_brute_force(dims, custom_vjp):
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-5)
 
 
+def test_fast_forward_trains_bit_for_bit_as_the_earlier_path_and_renders_the_same():
+  # encode_fast changes only the forward pass alone (evaluation); a jitted training step, points made
+  # from rays as a sampler makes them, must compute exactly what the earlier path computed.
+  layout = hashgrid.grid_layout(3, 8, 12, 4, 128)
+  keys = jax.random.split(jax.random.PRNGKey(3), 5)
+  origins = jax.random.normal(keys[0], (512, 1, 3))
+  directions = jax.random.normal(keys[1], (512, 1, 3))
+  t = jax.random.uniform(keys[2], (512, 16, 1), minval=0.5, maxval=3.0)
+  table = jax.random.normal(keys[3], (layout.total, 4)) * 1e-2
+  target = jax.random.normal(keys[4], (512 * 16, 8 * 4))
+
+  def points():
+    p = origins + t * directions
+    return (p / (1.0 + jnp.linalg.norm(p, axis=-1, keepdims=True)) * 0.5 + 0.5).reshape(-1, 3)
+
+  def loss(table, fast):
+    return jnp.mean((hashgrid.hash_encode(points(), table, layout, fast_forward=fast) - target) ** 2)
+
+  for_training = [jax.jit(jax.value_and_grad(loss), static_argnums=1)(table, fast) for fast in (True, False)]
+  np.testing.assert_array_equal(for_training[0][0], for_training[1][0])
+  np.testing.assert_array_equal(for_training[0][1], for_training[1][1])
+  rendered = [jax.jit(loss, static_argnums=1)(table, fast) for fast in (True, False)]
+  np.testing.assert_allclose(rendered[0], rendered[1], rtol=1e-6)
+
+
 def test_collisions_only_where_the_table_is_smaller_than_the_grid():
   layout = hashgrid.grid_layout(3, 3, 10, 4, 16)  # 5^3 and 9^3 vertices fit 2^10 rows; 17^3 do not
   assert layout.resolutions == (4, 8, 16) and layout.dense == (True, True, False)

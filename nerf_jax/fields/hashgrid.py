@@ -12,6 +12,7 @@ every level.
 """
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -159,26 +160,6 @@ def _corner_sum(table, rows, weights):
 
 
 @jax.custom_vjp
-def interpolate_by_corner(table, rows, weights):
-  """_interpolate: the corner sum where it is not differentiated (evaluation, rendering, the viewer),
-  the einsum and autodiff's backward pass where it is (training, as before)."""
-  return _corner_sum(table, rows, weights)
-
-
-def _by_corner_fwd(table, rows, weights):
-  out, backward = jax.vjp(lambda t, w: _interpolate(t, rows, w), table, weights)
-  return out, backward
-
-
-def _by_corner_bwd(backward, g):
-  grad_table, grad_weights = backward(g)
-  return grad_table, None, grad_weights
-
-
-interpolate_by_corner.defvjp(_by_corner_fwd, _by_corner_bwd)
-
-
-@jax.custom_vjp
 def interpolate_custom(table, rows, weights):
   """_interpolate with a hand-written backward pass: one scatter-add of weights x cotangent into the
   table, and no gradient for the rows or weights (the inputs' positions are not trained); not
@@ -209,10 +190,39 @@ def materialized(x):
   element, 8 corners x levels x features of them per point, and once more for the weights. Training
   escapes that (the backward pass needs the rows, so they are kept); a forward pass alone (evaluation,
   rendering, the viewer) did not: configs/colmap_fast_cpu.py rendered 7,200 rays/s, 25,000 with this
-  and 42,000 with the corner sum too (interpolate_by_corner; benchmarks/run.py eval_real_cpu).
+  and 42,000 with the corner sum too (encode_fast; benchmarks/run.py eval_real_cpu).
   jax.lax.optimization_barrier would say it better, but XLA's CPU pipeline drops barriers before fusion.
   """
   return jnp.matmul(x, jnp.eye(x.shape[-1], dtype=x.dtype), precision=jax.lax.Precision.HIGHEST)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def encode_fast(x, table, layout):
+  """hash_encode's features, by the path that is fastest for each use: float32 [n, L, F].
+
+  Not differentiated (evaluation, rendering, the viewer): x materialized and the corners summed one
+  by one, 5x faster on a CPU (benchmarks/run.py eval_real_cpu). Differentiated (training): the
+  earlier path exactly, the einsum and autodiff's backward pass, so a training computes bit for bit
+  what it did before the fast forward pass existed. x gets no gradient (as hash_encode's
+  position_gradient=False says).
+  """
+  rows, weights = corner_indices_and_weights(materialized(x), layout)
+  return _corner_sum(table, rows, weights)
+
+
+def _encode_fast_fwd(x, table, layout):
+  rows, weights = corner_indices_and_weights(x, layout)
+  features, backward = jax.vjp(lambda t: _interpolate(t, rows, weights), table)
+  return features, (backward, jnp.zeros_like(x))
+
+
+def _encode_fast_bwd(layout, residuals, g):
+  del layout
+  backward, zero_x = residuals
+  return zero_x, backward(g)[0]
+
+
+encode_fast.defvjp(_encode_fast_fwd, _encode_fast_bwd)
 
 
 def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False, fast_forward=True):
@@ -226,21 +236,18 @@ def hash_encode(x, table, layout, *, custom_vjp=False, position_gradient=False, 
   which an SDF field's analytic normal needs; otherwise x gets none (a density field's points are
   not trained, and the weights' backward pass would cost as much as the table's). It takes autodiff's
   backward pass whatever custom_vjp says: the hand-written one has no gradient for x.
-  fast_forward: x materialized and the corners summed one by one where not differentiated, which
-  makes a forward pass (evaluation) on a CPU 5x faster; False, the earlier path, only to measure
-  what it buys (benchmarks/run.py eval_real_cpu).
+  fast_forward: encode_fast, whose forward pass alone (evaluation) is 5x faster on a CPU and whose
+  training is the earlier path's; False, the earlier path everywhere, only to measure what it buys
+  (benchmarks/run.py eval_real_cpu).
   """
-  if fast_forward:
-    x = materialized(x)
+  if fast_forward and not (custom_vjp or position_gradient):
+    return encode_fast(x, table, layout).reshape(x.shape[0], -1)
   rows, weights = corner_indices_and_weights(x, layout)
-  if not position_gradient:
-    weights = jax.lax.stop_gradient(weights)
   if position_gradient:  # an SDF's eikonal loss differentiates it twice: plain autodiff, no custom rule
     features = _interpolate(table, rows, weights)
-  elif custom_vjp:
-    features = interpolate_custom(table, rows, weights)
   else:
-    features = (interpolate_by_corner if fast_forward else _interpolate)(table, rows, weights)
+    weights = jax.lax.stop_gradient(weights)
+    features = (interpolate_custom if custom_vjp else _interpolate)(table, rows, weights)
   return features.reshape(x.shape[0], -1)
 
 
