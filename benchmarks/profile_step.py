@@ -52,7 +52,7 @@ def _parts_table():
        (file == 'nerf.py' and function == 'loss')),
       ('optimizer', lambda file, function, op: file in ('optim.py', 'flax/training/train_state.py') or
        file.startswith('optax/')),
-      ('batch: pixels, rays, keys', lambda file, function, op: file in ('batching.py', 'camera.py') or
+      ('batch: pixels, rays, keys', lambda file, function, op: file in ('batching.py', 'pinhole.py') or
        (file == 'scene.py' and function in ('sample_batch', 'batch_rays'))),
       ('microbatch accumulation', files('train.py', 'parallel.py', 'evaluate.py')),
   )

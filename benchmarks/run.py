@@ -26,9 +26,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import colmap_fast_cpu, img_fit, lego, lego_cpu, lego_fast_cpu  # noqa: E402
-from nerf_jax import batching, camera, evaluate, fields, parallel, precision, tasks, train  # noqa: E402
-from nerf_jax.fields import hashgrid  # noqa: E402
+from nerf_jax import batching, evaluate, fields, parallel, precision, tasks, train  # noqa: E402
+from nerf_jax.cameras import pinhole  # noqa: E402
 from nerf_jax.datasets import SceneSplit, generated  # noqa: E402
+from nerf_jax.fields import hashgrid  # noqa: E402
 
 from benchmarks import profile_step  # noqa: E402
 
@@ -73,8 +74,8 @@ def time_training(task, config, min_seconds=10.0, min_steps=50):
 def synthetic_scene(num_views, size):
   """A SceneSplit of random images seen from the built-in scene's cameras (speed only)."""
   rng = np.random.default_rng(0)
-  poses = np.stack([camera.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
-  intrinsics = camera.centred_intrinsics(0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X), size, size)
+  poses = np.stack([pinhole.look_at_pose(p) for p in generated.camera_positions(num_views, 0)])
+  intrinsics = pinhole.centred_intrinsics(0.5 * size / np.tan(0.5 * generated.CAMERA_ANGLE_X), size, size)
   return SceneSplit(images=rng.uniform(size=(num_views, size, size, 3)).astype(np.float32),
                     poses=poses.astype(np.float32), intrinsics=np.tile(intrinsics, (num_views, 1)),
                     names=tuple(f'r_{i}' for i in range(num_views)))
@@ -184,8 +185,8 @@ def bench_render_800(dtype, rows=0):
   task = tasks.make_task(config, scene=synthetic_scene(1, 32))
   params = train.create_train_state(config, task).variables
   evaluator = evaluate.Evaluator(task, config.eval.chunk, microbatches=config.eval.microbatches)
-  intrinsics = camera.centred_intrinsics(0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X), 800, 800)
-  rays = camera.image_rays(task.scene.poses[0], intrinsics, rows, 800)
+  intrinsics = pinhole.centred_intrinsics(0.5 * 800 / np.tan(0.5 * generated.CAMERA_ANGLE_X), 800, 800)
+  rays = pinhole.image_rays(task.scene.poses[0], intrinsics, rows, 800)
   flat = jax.tree_util.tree_map(lambda x: np.asarray(x).reshape(-1, 3), rays)
   start = time.perf_counter()
   evaluator.predict(params, jax.tree_util.tree_map(lambda x: x[:config.eval.chunk], flat))  # compiles

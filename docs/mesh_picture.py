@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nerf_jax.camera import look_at_pose  # noqa: E402
+from nerf_jax.cameras.pinhole import look_at_pose  # noqa: E402
 
 
 def draw(vertices, colours, pose, size, focal):

@@ -11,7 +11,8 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from nerf_jax import batching, camera, datasets, evaluate, parallel
+from nerf_jax import batching, datasets, evaluate, parallel
+from nerf_jax.cameras import pinhole
 from nerf_jax.errors import ConfigError, DatasetError
 
 
@@ -19,7 +20,7 @@ def pose_problems(split, poses, near, far, max_angle=15.0):
   """Problems with a split's poses: cameras that do not look at a common centre (world-to-camera
   matrices, or a flipped axis, do this) and a near/far that misses that centre."""
   problems = []
-  centre, angles = camera.look_at_centre(poses)
+  centre, angles = pinhole.look_at_centre(poses)
   off = angles > max_angle
   if off.mean() > 0.1:
     problems.append(
@@ -40,7 +41,7 @@ def pose_problems(split, poses, near, far, max_angle=15.0):
 def forward_problems(split, poses, max_angle=45.0):
   """Problems with a forward-facing split's poses: cameras that do not look the way the others do (a
   world-to-camera matrix or a flipped axis turns a camera around)."""
-  angles = camera.angles_from_mean_direction(poses)
+  angles = pinhole.angles_from_mean_direction(poses)
   off = angles > max_angle
   if not off.any():
     return []
@@ -187,7 +188,7 @@ def check_dataset(config, out_dir, splits=None):
     os.makedirs(out_dir, exist_ok=True)
     scene = scenes[data.split]
     if scene.layout == 'inward':  # the picture's circles are drawn around the common centre
-      centre, _ = camera.look_at_centre(scene.poses)
+      centre, _ = pinhole.look_at_centre(scene.poses)
       picture = camera_picture(scene.poses, centre, *bounds)
     else:  # depths in the world, whatever NDC makes of them
       depths = (np.min(scene.near), np.max(scene.far)) if scene.near is not None else (data.near, data.far)

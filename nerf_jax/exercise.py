@@ -37,7 +37,7 @@ EXERCISES = {
         ('--config', 'configs/demo.py', '--config.train.steps=300'),
         'gamma(x) = [x, sin(2^k x) for k < L, cos(2^k x) for k < L], each block d wide.'),
     'rays_from_pixels': Exercise(
-        'nerf_jax/camera.py', 'rays_from_pixels', ('tests/test_camera.py',),
+        'nerf_jax/cameras/pinhole.py', 'rays_from_pixels', ('tests/test_camera.py',),
         ('--config', 'configs/demo_nerf.py', '--mode', 'dataset'),
         'Poses are camera-to-world: rotate camera-space directions by R, origins are the translation; '
         'viewdirs are unit length.'),

@@ -12,7 +12,8 @@ import time
 import jax
 import numpy as np
 
-from nerf_jax import camera, evaluate, parallel
+from nerf_jax import evaluate, parallel
+from nerf_jax.cameras import pinhole
 from nerf_jax.errors import ConfigError
 from nerf_jax.progress import Progress
 
@@ -23,7 +24,7 @@ def common_view_box(poses, near):
 
   poses: float [N, 4, 4] camera-to-world, looking down -Z. Returns (lo, hi), float64 [3] each.
   """
-  centre, _ = camera.look_at_centre(poses)
+  centre, _ = pinhole.look_at_centre(poses)
   distance = float(np.min(np.linalg.norm(poses[:, :3, 3] - centre, axis=-1)))
   half = max(distance - near, 0.1 * distance)
   return centre - half, centre + half

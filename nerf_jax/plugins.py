@@ -10,10 +10,10 @@ import os
 
 import ml_collections
 
-from nerf_jax import camera_models, datasets, fields, losses, optim, samplers, tasks
+from nerf_jax import cameras, datasets, fields, losses, optim, samplers, tasks
 
 REGISTRIES = (tasks.TASKS, datasets.FORMATS, fields.ENCODINGS, fields.FIELDS, samplers.SAMPLERS,
-              camera_models.CAMERA_MODELS, losses.LOSS_TERMS, optim.OPTIMIZERS)
+              cameras.CAMERA_MODELS, losses.LOSS_TERMS, optim.OPTIMIZERS)
 
 
 def _owners(registry):

@@ -6,9 +6,10 @@ import os
 import imageio.v3 as iio
 import numpy as np
 
-from nerf_jax import camera, camera_path, evaluate, parallel
-from nerf_jax.progress import Progress
+from nerf_jax import evaluate, parallel
+from nerf_jax.cameras import camera_path, pinhole
 from nerf_jax.errors import ConfigError
+from nerf_jax.progress import Progress
 
 
 def orbit_poses(num_frames, radius, elevation_deg, up=(0.0, 0.0, 1.0)):
@@ -21,7 +22,7 @@ def orbit_poses(num_frames, radius, elevation_deg, up=(0.0, 0.0, 1.0)):
   elevation = np.radians(elevation_deg)
   positions = radius * np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                                  np.full_like(azimuth, np.sin(elevation))], axis=-1)
-  return np.stack([camera.look_at_pose(p, world_up=up) for p in positions]).astype(np.float32)
+  return np.stack([pinhole.look_at_pose(p, world_up=up) for p in positions]).astype(np.float32)
 
 
 def orbit_radius(poses):

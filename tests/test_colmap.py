@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from nerf_jax import camera as camera_lib
 from nerf_jax import datasets
+from nerf_jax.cameras import pinhole as camera_lib, rotations
 from nerf_jax.datasets import blender, colmap, colmap_model, generated, llff
 from nerf_jax.errors import DatasetError
 from tests.conftest import override
@@ -43,7 +43,7 @@ def colmap_extrinsics(pose):
   definitions (x_cam = R x_world + t, camera axes x right, y down, z forward), not from the loader."""
   rotation_c2w = GAUGE_R @ pose[:3, :3] @ np.diag([1.0, -1.0, -1.0])  # OpenGL axes -> OpenCV axes
   rotation = rotation_c2w.T
-  return colmap_model.rotmat_to_qvec(rotation), -rotation @ to_colmap_world(pose[:3, 3])
+  return rotations.rotmat_to_qvec(rotation), -rotation @ to_colmap_world(pose[:3, 3])
 
 
 def sphere_points(per_sphere=40, seed=0):
@@ -139,15 +139,15 @@ def copy(workspaces, tmp_path):
 
 def test_quaternions_against_a_known_rotation_and_round_trip():
   # (cos 45, 0, 0, sin 45): a quarter turn about +z takes x to y (Hamilton convention, as COLMAP's).
-  quarter = colmap_model.qvec_to_rotmat([np.sqrt(0.5), 0, 0, np.sqrt(0.5)])
+  quarter = rotations.qvec_to_rotmat([np.sqrt(0.5), 0, 0, np.sqrt(0.5)])
   np.testing.assert_allclose(quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
   rng = np.random.default_rng(0)
-  rotations = [_axis_angle(rng.normal(size=3), rng.uniform(0, np.pi)) for _ in range(20)]
-  rotations += [_axis_angle([1, 2, 3], np.pi - 1e-9), np.diag([1.0, -1.0, -1.0]), np.eye(3)]  # half-turns
-  for r in rotations:
-    q = colmap_model.rotmat_to_qvec(r)
+  matrices = [_axis_angle(rng.normal(size=3), rng.uniform(0, np.pi)) for _ in range(20)]
+  matrices += [_axis_angle([1, 2, 3], np.pi - 1e-9), np.diag([1.0, -1.0, -1.0]), np.eye(3)]  # half-turns
+  for r in matrices:
+    q = rotations.rotmat_to_qvec(r)
     assert q[0] >= 0 and abs(np.linalg.norm(q) - 1) < 1e-12
-    np.testing.assert_allclose(colmap_model.qvec_to_rotmat(q), r, atol=1e-9)
+    np.testing.assert_allclose(rotations.qvec_to_rotmat(q), r, atol=1e-9)
 
 
 @pytest.mark.parametrize('ext', ['.bin', '.txt'])
@@ -274,7 +274,7 @@ def test_forward_facing_capture_is_normalised_as_llff(tmp_path):
   # COLMAP's world = GAUGE_S * GAUGE_R @ x + GAUGE_T: x_cam = tilt (x - c) = tilt GAUGE_R^T (x' - GAUGE_T) /
   # GAUGE_S - tilt c, COLMAP's (R, t) times GAUGE_S (camera units follow the world's).
   cameras = {1: colmap_model.Camera(1, 'PINHOLE', 4, 4, np.array([4.0, 4.0, 2.0, 2.0]))}
-  images = {i + 1: colmap_model.Image(i + 1, colmap_model.rotmat_to_qvec(tilt @ GAUGE_R.T),
+  images = {i + 1: colmap_model.Image(i + 1, rotations.rotmat_to_qvec(tilt @ GAUGE_R.T),
                                       -tilt @ (GAUGE_R.T @ GAUGE_T + GAUGE_S * c), 1, f'{i}.png')
             for i, (c, tilt) in enumerate(zip(centres, tilts))}
   track = np.array([[i + 1, 0] for i in range(len(centres))])

@@ -21,7 +21,8 @@ import main  # noqa: E402
 from benchmarks import run as benchmarks  # noqa: E402
 from docs.run_tutorial import code_blocks  # noqa: E402
 
-DOCS = ['README.md', 'docs/tutorial.md', 'docs/conventions.md', 'docs/pitfalls.md', 'docs/extending.md']
+DOCS = ['README.md'] + sorted(f'docs/{name}' for name in os.listdir(os.path.join(REPO, 'docs')) if name.endswith('.md'))
+README_LINES = 250  # the front door: what nerf_jax is, the two commands, its results, where to go next
 FILE_SUFFIXES = ('.json', '.png', '.mp4', '.gif', '.npz', '.md', '.txt', '.yaml', '.orbax-checkpoint-tmp')
 
 
@@ -176,3 +177,72 @@ def test_ci_runs_exactly_the_readmes_test_command():
   with open(os.path.join(REPO, '.ci', 'run')) as f:
     ci = [line.strip() for line in f if 'pytest' in line and not line.lstrip().startswith('#')]
   assert len(readme) == 1 and ci == readme, (readme, ci)
+
+
+def markdown_tables(markdown):
+  """[(heading, [row cells, ...])] of the markdown's tables (header row first, no separator row), each
+  under the nearest heading above it."""
+  tables, heading, rows = [], None, None
+  for line in markdown.splitlines() + ['']:
+    if line.startswith('#'):
+      heading = line.lstrip('#').strip()
+    if line.startswith('|'):
+      cells = [c.strip() for c in re.split(r'(?<!\\)\|', line.strip().strip('|'))]
+      if rows is None:
+        rows = []
+        tables.append((heading, rows))
+      if not set(''.join(cells)) <= set('-: '):
+        rows.append(cells)
+    else:
+      rows = None
+  return tables
+
+
+def stale_results(readme, results):
+  """Why rows of the README's results table are not the newest rows of docs/results.md's tables: each
+  README row names its config, and that config's table there must start with a row of the same date and
+  machine whose figure holds every decimal number of the README row's quality and training cells."""
+  found = [t for t in markdown_tables(readme) if t[0] == 'What it reaches']
+  if len(found) != 1:
+    return ['the README has no single table under "What it reaches"']
+  header, *rows = found[0][1]
+  tables = dict(markdown_tables(results))
+  problems = []
+  for row in rows:
+    cells = dict(zip(header, row))
+    table = tables.get(cells.get('config'))
+    if not table or len(table) < 2:
+      problems.append(f'docs/results.md has no table under a heading {cells.get("config")}')
+      continue
+    newest = dict(zip(table[0], table[1]))
+    if (cells.get('date'), cells.get('machine')) != (newest.get('date'), newest.get('machine')):
+      problems.append(f'{cells["config"]}: the README says {cells.get("date")}, {cells.get("machine")}; the newest '
+                      f'row of docs/results.md {newest.get("date")}, {newest.get("machine")}')
+    for column in ('quality (held-out views)', 'training'):
+      for number in re.findall(r'\d+\.\d+|\d+ min \d+ s|\d+ s\b', cells.get(column, '')):
+        if number not in newest.get('figure', ''):
+          problems.append(f'{cells["config"]}: {number} ({column}) is not in the newest row of docs/results.md')
+  return problems
+
+
+def test_the_readme_is_a_front_door():
+  readme = _read('README.md')
+  assert len(readme.splitlines()) <= README_LINES, f'README.md has {len(readme.splitlines())} lines'
+  for page in ('docs/README.md', 'docs/results.md', 'docs/usage.md', 'docs/tutorial.md', 'docs/extending.md'):
+    assert f']({page})' in readme, f'the README links to no {page}'
+
+
+def test_the_readmes_results_are_the_newest_here():
+  problems = stale_results(_read('README.md'), _read('docs/results.md'))
+  assert not problems, '\n'.join(problems)
+
+
+def test_the_results_check_catches_a_stale_row():
+  readme = ('## What it reaches\n\n| config | quality (held-out views) | training | machine | date |\n|---|---|---|---|---|\n'
+            '| `configs/a.py` | 30.1 dB | 2 min 5 s | avx2 | 2026-01-02 |\n')
+  results = ('### `configs/a.py`\n\n| date | machine | command | figure |\n|---|---|---|---|\n'
+             '| 2026-01-02 | avx2 | `x` | 30.1 dB in 2 min 5 s |\n| 2026-01-01 | avx2 | `x` | 29.0 dB |\n')
+  assert stale_results(readme, results) == []
+  assert len(stale_results(readme, results.replace('30.1', '30.2'))) == 1  # the figure moved on
+  assert len(stale_results(readme, results.replace('2026-01-02', '2026-01-03'))) == 1  # a newer row
+  assert len(stale_results(readme.replace('a.py', 'b.py'), results)) == 1  # no table for the config

@@ -96,10 +96,10 @@ PITFALLS = {
         'nerf_jax.datasets.blender', 'return rgb * alpha + (1.0 - alpha)', 'return rgb * alpha',
         'tests.test_datasets', 'test_white_compositing_of_rgba'),
     'world-to-camera reading of the pose': (
-        'nerf_jax.camera', "'...ij,...j->...i'", "'...ji,...j->...i'",
+        'nerf_jax.cameras.pinhole', "'...ij,...j->...i'", "'...ji,...j->...i'",
         'tests.test_camera', 'test_ray_through_a_known_point_hits_its_pixel'),
     'un-normalised view directions': (
-        'nerf_jax.camera', 'viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)',
+        'nerf_jax.cameras.pinhole', 'viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)',
         'viewdirs = directions', 'tests.test_camera', 'test_viewdirs_are_unit_and_directions_keep_z_minus_one'),
     'distances along un-normalised directions ignored': (
         'nerf_jax.rendering', 'deltas = intervals * jnp.linalg.norm(directions, axis=-1, keepdims=True)',

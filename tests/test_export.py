@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import camera_path, checks, errors, export, fields, tasks, video
+from nerf_jax import checks, errors, export, fields, tasks, video
+from nerf_jax.cameras import camera_path
 from nerf_jax.datasets import generated
 from nerf_jax.types import FieldOutput
 from tests.conftest import override, small_nerf_config

@@ -222,7 +222,7 @@ def test_appearance_field_example(extended, spheres_root, tmp_path):
 
 
 def test_pose_refinement_example(extended, spheres_root, tmp_path):
-  from nerf_jax import pose_deltas
+  from nerf_jax.cameras import pose_deltas
   # Rodrigues against a known rotation: a quarter turn about +z takes +x to +y.
   quarter = np.asarray(pose_deltas.axis_angle_rotation(jnp.array([0.0, 0.0, np.pi / 2])))
   np.testing.assert_allclose(quarter @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from nerf_jax import camera, datasets, sampling
+from nerf_jax import datasets, sampling
+from nerf_jax.cameras import pinhole
 from nerf_jax.datasets import generated, llff
 from nerf_jax.errors import ConfigError, DatasetError
 from nerf_jax.types import Rays
@@ -28,7 +29,7 @@ def true_poses(num_views):
   for i in range(num_views):
     offset = np.array([0.25 * (i % 4 - 1.5), 0.0, 0.2 * (i // 4 - 1)])
     position = np.array([0.0, -4.0, 0.0]) + offset
-    poses.append(camera.look_at_pose(position, target=position + [0.1 * offset[0], 4.0, 0.0]))
+    poses.append(pinhole.look_at_pose(position, target=position + [0.1 * offset[0], 4.0, 0.0]))
   return np.stack(poses)
 
 
@@ -95,10 +96,10 @@ def test_loaded_rays_pass_through_the_pixels_they_name(llff_root):
   height, width = images.shape[1:3]
   assert (height, width) == (FULL_H // FACTOR, FULL_W // FACTOR)
   np.testing.assert_allclose(scene['intrinsics'][0], [FULL_FOCAL / FACTOR] * 2 + [width / 2, height / 2])
-  rows, cols = camera.pixel_grid(height, width)
+  rows, cols = pinhole.pixel_grid(height, width)
   average = np.concatenate([scene['average'], [[0, 0, 0, 1]]])
   for i in (0, 5, 9):
-    rays = camera.rays_from_pixels(scene['poses'][i], scene['intrinsics'][i], rows, cols)
+    rays = pinhole.rays_from_pixels(scene['poses'][i], scene['intrinsics'][i], rows, cols)
     directions = np.asarray(rays.directions, np.float64) @ average[:3, :3].T
     origins = (np.asarray(rays.origins, np.float64) @ average[:3, :3].T + average[:3, 3]) / scene['scale']
     true_origins, true_directions = generated.pixel_rays(truth[i], height, width, FULL_FOCAL / FACTOR)
@@ -141,7 +142,7 @@ def test_ndc_maps_points_of_a_ray_onto_its_ndc_ray():
   intrinsics = np.array([40.0, 44.0, 16.0, 12.0])
   rays = Rays(origins=origins, directions=directions,
               viewdirs=directions / np.linalg.norm(directions, axis=-1, keepdims=True))
-  ndc = camera.ndc_rays(rays, intrinsics, near=1.0)
+  ndc = pinhole.ndc_rays(rays, intrinsics, near=1.0)
   np.testing.assert_array_equal(ndc.viewdirs, rays.viewdirs)
   ax, ay = intrinsics[0] / intrinsics[2], intrinsics[1] / intrinsics[3]
   oz = -1.0  # every ray starts on the near plane z = -near
@@ -153,7 +154,7 @@ def test_ndc_maps_points_of_a_ray_onto_its_ndc_ray():
     assert np.all((t >= 0) & (t < 1))
     np.testing.assert_allclose(np.asarray(ndc.origins) + t[:, None] * np.asarray(ndc.directions), expected,
                                rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(camera.world_from_ndc(expected, intrinsics), points, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pinhole.world_from_ndc(expected, intrinsics), points, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(np.asarray(ndc.origins)[:, 2], -1.0, atol=1e-6)  # near plane -> depth -1 in NDC
 
 
@@ -227,7 +228,7 @@ def test_every_view_shares_one_ndc_mapping(llff_root):
   pose = task.scene.poses[3]
   other = task.scene.intrinsics[3] * np.array([1.3, 1.3, 1.1, 0.9], np.float32)
   rows, cols = np.array([2, 12, 20]), np.array([5, 16, 30])
-  world = camera.rays_from_pixels(pose, other, rows, cols)
+  world = pinhole.rays_from_pixels(pose, other, rows, cols)
   ndc = task.rays(pose, other, rows, cols)
   ax, ay = (task.ndc_intrinsics[0] / task.ndc_intrinsics[2], task.ndc_intrinsics[1] / task.ndc_intrinsics[3])
   for s in (2.0, 5.0):
@@ -293,7 +294,7 @@ def test_real_fern_loads_from_images_8_alone(fern_root):
   assert np.all(backs[:, 2] > 0.9)  # every camera looks down -Z, the average view direction
   assert train.near.min() > 1.0  # NDC's near plane at 1 is in front of the scene
   # The average camera's image spans NDC's [-1, 1] square (to half a pixel).
-  rays = camera.ndc_rays(camera.image_rays(np.eye(4), train.intrinsics[0], 378, 504), train.intrinsics[0])
+  rays = pinhole.ndc_rays(pinhole.image_rays(np.eye(4), train.intrinsics[0], 378, 504), train.intrinsics[0])
   corners = np.asarray(rays.origins)[[0, 0, -1, -1], [0, -1, 0, -1], :2]
   np.testing.assert_allclose(np.abs(corners), 1.0, atol=0.01)
 
@@ -333,7 +334,7 @@ def test_density_noise_only_while_training():
   build = lambda model_config: HierarchicalSampler.build(
       config.data, model_config, 2.0, 6.0, lambda: fields.build_field(model_config, fields.FieldScene()))
   plain, noisy = build(config.model), build(override(config, **{'model.density_noise': 1.0}).model)
-  rays = camera.image_rays(camera.look_at_pose([0.0, -4.0, 0.5]), camera.centred_intrinsics(20.0, 4, 4), 4, 4)
+  rays = pinhole.image_rays(pinhole.look_at_pose([0.0, -4.0, 0.5]), pinhole.centred_intrinsics(20.0, 4, 4), 4, 4)
   params = plain.init(jax.random.PRNGKey(0), rays)
   keys = jax.random.split(jax.random.PRNGKey(1), 16).reshape(4, 4, 2)
   for a, b in zip(plain.apply(params, rays).values(), noisy.apply(params, rays).values()):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import camera
+from nerf_jax.cameras import pinhole
 from nerf_jax.errors import ConfigError
 from nerf_jax.fields import layers
 from nerf_jax.fields.frequency import FrequencyEncoding
@@ -25,8 +25,8 @@ def _nerf(dtype=jnp.float32):
 
 
 def _rays(n=64):
-  pose = jnp.asarray(camera.look_at_pose([0.0, -4.0, 1.0]), jnp.float32)
-  rays = camera.image_rays(pose, camera.centred_intrinsics(6.0, 8, n // 8), 8, n // 8)
+  pose = jnp.asarray(pinhole.look_at_pose([0.0, -4.0, 1.0]), jnp.float32)
+  rays = pinhole.image_rays(pose, pinhole.centred_intrinsics(6.0, 8, n // 8), 8, n // 8)
   return jax.tree_util.tree_map(lambda x: x.reshape(-1, 3), rays)
 
 

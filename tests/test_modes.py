@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from nerf_jax import batching, camera, checks, evaluate, tasks, train, video
+from nerf_jax import batching, checks, evaluate, tasks, train, video
+from nerf_jax.cameras import pinhole
 from tests.conftest import override, small_fit_config, small_nerf_config
 from tests.test_main import run_main
 
@@ -46,7 +47,7 @@ def test_orbit_poses_circle_the_origin_looking_at_it():
   poses = video.orbit_poses(8, 4.0, 30.0)
   np.testing.assert_allclose(np.linalg.norm(poses[:, :3, 3], axis=-1), 4.0, rtol=1e-5)
   np.testing.assert_allclose(poses[:, 2, 3], 4.0 * np.sin(np.radians(30.0)), rtol=1e-5)
-  centre, angles = camera.look_at_centre(poses)
+  centre, angles = pinhole.look_at_centre(poses)
   np.testing.assert_allclose(centre, 0.0, atol=1e-4)
   assert angles.max() < 1e-2
 

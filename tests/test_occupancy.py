@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import camera, occupancy, tasks, train
+from nerf_jax import occupancy_grid, tasks, train
+from nerf_jax.cameras import pinhole
 from nerf_jax.samplers.occupancy import OccupancySampler
 from nerf_jax.types import FieldOutput
 from tests.conftest import override, save_old_layout, small_nerf_config
@@ -35,13 +36,13 @@ def sphere_model(**kw):
 def camera_rays(size=12):
   pose = np.eye(4, dtype=np.float32)
   pose[:3, 3] = [0.3, -0.2, 3.0]  # off-centre, looking down -Z at the ball
-  rays = camera.image_rays(jnp.asarray(pose), camera.centred_intrinsics(12.0, size, size), size, size)
+  rays = pinhole.image_rays(jnp.asarray(pose), pinhole.centred_intrinsics(12.0, size, size), size, size)
   return jax.tree_util.tree_map(lambda x: x.reshape(-1, 3), rays)
 
 
 def sphere_bits(res=16, lo=-1.0, hi=1.0):
   """1 for the cells that may touch the ball (centre within RADIUS + half a cell diagonal)."""
-  centres = occupancy.cell_centres(jnp.arange(res ** 3), res, lo, hi)
+  centres = occupancy_grid.cell_centres(jnp.arange(res ** 3), res, lo, hi)
   half_diagonal = np.sqrt(3) * (hi - lo) / res / 2
   return (jnp.linalg.norm(centres, axis=-1) < RADIUS + half_diagonal).astype(jnp.float32)
 
@@ -62,7 +63,7 @@ def test_a_new_grid_samples_everywhere_in_the_box():
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
   assert float(variables['occupancy']['bits'].min()) == 1.0
   assert float(variables['occupancy']['density'].max()) < 0  # never looked at
-  np.testing.assert_array_equal(occupancy.occupied_bits(variables['occupancy']['density'], 0.01, 0.01), 1.0)
+  np.testing.assert_array_equal(occupancy_grid.occupied_bits(variables['occupancy']['density'], 0.01, 0.01), 1.0)
   # With every cell sampled the render is the exact one: opacity 1 - exp(-DENSITY * chord) on each ray.
   result = render(model, variables, rays)
   o, d = np.asarray(rays.origins, np.float64), np.asarray(rays.directions, np.float64)
@@ -80,11 +81,11 @@ def test_samples_land_only_in_occupied_cells():
   rays = camera_rays()
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), rays)
   # Occupy a slab of cells only (x > 0): weights may be non-zero only at samples inside it.
-  centres = occupancy.cell_centres(jnp.arange(16 ** 3), 16, -1.0, 1.0)
+  centres = occupancy_grid.cell_centres(jnp.arange(16 ** 3), 16, -1.0, 1.0)
   bits = (centres[:, 0] > 0).astype(jnp.float32)
   result = render(model, with_bits(variables, bits), rays, jax.random.split(jax.random.PRNGKey(1), 144))
   points = rays.origins[:, None] + result.z_vals[..., None] * rays.directions[:, None]
-  cells, inside = occupancy.cell_index(points, -1.0, 1.0, 16)
+  cells, inside = occupancy_grid.cell_index(points, -1.0, 1.0, 16)
   weighted = np.asarray(result.weights) > 0
   assert weighted.sum() > 100  # the ball's x > 0 half is seen
   assert np.all(np.asarray(bits)[np.asarray(cells)[weighted]] == 1.0)
@@ -111,19 +112,19 @@ def test_update_fills_the_grid_from_the_field_then_follows_it():
   density = -jnp.ones(res ** 3)
   bits = jnp.ones(res ** 3)
   # Warm-up: every cell looked at once.
-  new = occupancy.update_density(density, bits, jax.random.PRNGKey(0), 0, density_fn, res=res, lo=-1.0,
+  new = occupancy_grid.update_density(density, bits, jax.random.PRNGKey(0), 0, density_fn, res=res, lo=-1.0,
                                  hi=1.0, warmup_steps=10, chunk=1024)
   assert float(new.min()) >= 0
-  centres = occupancy.cell_centres(jnp.arange(res ** 3), res, -1.0, 1.0)
+  centres = occupancy_grid.cell_centres(jnp.arange(res ** 3), res, -1.0, 1.0)
   deep_inside = jnp.linalg.norm(centres, axis=-1) < RADIUS - 0.11
   far_outside = jnp.linalg.norm(centres, axis=-1) > RADIUS + 0.11
   np.testing.assert_array_equal(new[deep_inside], DENSITY)
   np.testing.assert_array_equal(new[far_outside], 0.0)
-  bits = occupancy.occupied_bits(new, 0.01, 0.01)
+  bits = occupancy_grid.occupied_bits(new, 0.01, 0.01)
   assert np.all(np.asarray(bits)[np.asarray(deep_inside)] == 1) and np.all(np.asarray(bits)[np.asarray(far_outside)] == 0)
   # After warm-up: half the cells per update, decayed by 0.95 where the field is now lower.
   half = lambda p: 0.5 * density_fn(p)
-  later = occupancy.update_density(new, bits, jax.random.PRNGKey(1), 100, half, res=res, lo=-1.0, hi=1.0,
+  later = occupancy_grid.update_density(new, bits, jax.random.PRNGKey(1), 100, half, res=res, lo=-1.0, hi=1.0,
                                    warmup_steps=10, chunk=1024)
   changed = np.asarray(later != new)
   assert 0 < changed.sum() <= res ** 3 // 2
@@ -137,7 +138,7 @@ def test_update_fills_the_grid_from_the_field_then_follows_it():
 def test_select_samples_takes_each_rays_first_candidates(seed):
   mask = jax.random.uniform(jax.random.PRNGKey(seed), (40, 30)) < 0.3
   budget = 200
-  index = np.asarray(occupancy.select_samples(mask, budget))
+  index = np.asarray(occupancy_grid.select_samples(mask, budget))
   used = index[index < mask.size]
   assert len(used) == min(budget, int(mask.sum())) and len(np.unique(used)) == len(used)
   assert np.all(np.asarray(mask).reshape(-1)[used])
@@ -152,13 +153,13 @@ def test_select_samples_takes_each_rays_first_candidates(seed):
   # Fair: every ray with candidates gets about the same number (cap or cap + 1), unless it has fewer.
   short = [c for r, c in enumerate(counts) if c < m[r].sum()]
   assert max(short) - min(short) <= 1
-  assert np.array_equal(np.sort(np.asarray(occupancy.select_samples(mask, mask.size))[:int(mask.sum())]),
+  assert np.array_equal(np.sort(np.asarray(occupancy_grid.select_samples(mask, mask.size))[:int(mask.sum())]),
                         np.flatnonzero(m.reshape(-1)))
 
 
 def test_select_rays_takes_whole_rays_in_order():
   mask = jax.random.uniform(jax.random.PRNGKey(3), (40, 30)) < 0.3
-  index, fits = occupancy.select_rays(mask, 150)
+  index, fits = occupancy_grid.select_rays(mask, 150)
   m, fits, index = np.asarray(mask), np.asarray(fits), np.asarray(index)
   assert fits[0] and not fits[-1] and np.all(np.diff(fits.astype(int)) <= 0)  # a prefix of the rays
   expected = np.flatnonzero((m & fits[:, None]).reshape(-1))
@@ -190,7 +191,7 @@ def test_fast_field_trains_updates_its_grid_and_leaves_the_grid_to_the_task(fast
   # The grid follows the field: cells in the central sphere (radius 0.6) hold more density than the
   # box's empty corners, and the central ones are occupied.
   res = fast_config.model.grid_resolution
-  centres = occupancy.cell_centres(jnp.arange(res ** 3), res, -1.5, 1.5)
+  centres = occupancy_grid.cell_centres(jnp.arange(res ** 3), res, -1.5, 1.5)
   central = jnp.linalg.norm(centres, axis=-1) < 0.4
   corners = jnp.all(jnp.abs(centres) > 1.1, axis=-1)
   inner, outer = float(jnp.mean(grid['density'][central])), float(jnp.mean(grid['density'][corners]))

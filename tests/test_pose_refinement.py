@@ -11,7 +11,8 @@ import optax
 import pytest
 
 from configs import default
-from nerf_jax import batching, camera, camera_models, config_checks, fields, optim, pose_refinement, tasks
+from nerf_jax import batching, cameras, config_checks, fields, optim, tasks
+from nerf_jax.cameras import pinhole, pose_refinement
 from nerf_jax.datasets import generated
 from nerf_jax.errors import ConfigError
 from nerf_jax.types import NO_CAMERA
@@ -81,7 +82,7 @@ def _all_pixels(task, poses):
   """A batch of every pixel of every training view, from `poses` [N, 4, 4] (sample_batch's keys)."""
   scene = task.scene
   n, pixels = len(poses), scene.height * scene.width
-  rows, cols = camera.pixel_grid(scene.height, scene.width)
+  rows, cols = pinhole.pixel_grid(scene.height, scene.width)
   image = np.repeat(np.arange(n, dtype=np.int32), pixels)
   return {'image': jnp.asarray(image), 'rows': jnp.tile(jnp.ravel(rows), n),
           'cols': jnp.tile(jnp.ravel(cols), n), 'poses': jnp.asarray(poses, jnp.float32)[image],
@@ -260,7 +261,7 @@ def test_bad_refinement_settings_are_one_line_config_errors(key, value, message)
   assert message in str(error.value) and '\n' not in str(error.value)
   # The same values with the given poses: the keys are 'refine''s alone, so nothing is said.
   config_checks.validate(override(config, **{'model.camera': 'fixed'}))
-  assert 'refine' in camera_models.CAMERA_MODELS
+  assert 'refine' in cameras.CAMERA_MODELS
 
 
 def test_optimizer_groups_with_a_bad_warm_up_are_config_errors():

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nerf_jax import camera, config_checks, interval_losses, occupancy, sampling
+from nerf_jax import config_checks, occupancy_grid, sampling
+from nerf_jax.cameras import pinhole
 from nerf_jax.errors import ConfigError
+from nerf_jax.losses import interval
 from nerf_jax.samplers.occupancy import OccupancySampler
 from nerf_jax.samplers.proposal import ProposalSampler
 from nerf_jax.types import FieldOutput
@@ -52,17 +54,17 @@ def test_the_interlevel_bound_on_hand_made_histograms():
   env_weights = jnp.array([[0.2, 0.8]])
   edges = jnp.array([[0.0, 0.25, 0.4, 0.6, 0.75, 1.0]])
   # [0.4, 0.6] straddles both envelope intervals; the others lie in one.
-  np.testing.assert_allclose(interval_losses.outer_bound(edges, env_edges, env_weights),
+  np.testing.assert_allclose(interval.outer_bound(edges, env_edges, env_weights),
                              [[0.2, 0.2, 1.0, 0.8, 0.8]], atol=1e-7)
   # Overlap is strict: an envelope interval that only touches one at an edge does not bound it.
-  np.testing.assert_allclose(interval_losses.outer_bound(jnp.array([[0.5, 1.0]]), env_edges, env_weights),
+  np.testing.assert_allclose(interval.outer_bound(jnp.array([[0.5, 1.0]]), env_edges, env_weights),
                              [[0.8]], atol=1e-7)
   # Only the first interval's weight exceeds its bound: (0.3 - 0.2)^2 / 0.3.
   weights = jnp.array([[0.3, 0.1, 0.2, 0.3, 0.1]])
-  loss = interval_losses.interlevel_loss(edges, weights, env_edges, env_weights)
-  np.testing.assert_allclose(loss, 0.1 ** 2 / (0.3 + interval_losses.EPS), rtol=1e-5)
+  loss = interval.interlevel_loss(edges, weights, env_edges, env_weights)
+  np.testing.assert_allclose(loss, 0.1 ** 2 / (0.3 + interval.EPS), rtol=1e-5)
   # The loss teaches the envelope only: raising its weight there lowers it; the field gets no gradient.
-  grads = jax.grad(interval_losses.interlevel_loss, argnums=(1, 3))(edges, weights, env_edges, env_weights)
+  grads = jax.grad(interval.interlevel_loss, argnums=(1, 3))(edges, weights, env_edges, env_weights)
   assert float(jnp.abs(grads[0]).max()) == 0.0
   assert float(grads[1][0, 0]) < 0 and float(grads[1][0, 1]) == 0.0
 
@@ -73,7 +75,7 @@ def test_the_interlevel_bound_against_brute_force():
     env_edges = np.sort(rng.uniform(0, 1, (3, 9)), axis=-1)
     edges = np.sort(rng.uniform(0, 1, (3, 13)), axis=-1)
     env_weights = rng.uniform(0, 1, (3, 8))
-    bound = np.asarray(interval_losses.outer_bound(jnp.asarray(edges), jnp.asarray(env_edges),
+    bound = np.asarray(interval.outer_bound(jnp.asarray(edges), jnp.asarray(env_edges),
                                                    jnp.asarray(env_weights)))
     for r in range(3):
       for i in range(12):
@@ -89,13 +91,13 @@ def test_distortion_loss_against_its_quadratic_brute_force():
   mids = 0.5 * (edges[:, 1:] + edges[:, :-1])
   brute = np.mean([np.sum(w[:, None] * w[None, :] * np.abs(m[:, None] - m[None, :]))
                    + np.sum(w ** 2 * np.diff(e)) / 3 for e, w, m in zip(edges, weights, mids)])
-  np.testing.assert_allclose(interval_losses.distortion_loss(jnp.asarray(edges), jnp.asarray(weights)),
+  np.testing.assert_allclose(interval.distortion_loss(jnp.asarray(edges), jnp.asarray(weights)),
                              brute, rtol=1e-5)
   # Weight gathered into one interval costs less than the same weight spread along the ray.
   spread = jnp.full((1, 16), 1 / 16)
   compact = jnp.zeros((1, 16)).at[0, 7].set(1.0)
   line = jnp.linspace(0.0, 1.0, 17)[None]
-  assert float(interval_losses.distortion_loss(line, compact)) < float(interval_losses.distortion_loss(line, spread))
+  assert float(interval.distortion_loss(line, compact)) < float(interval.distortion_loss(line, spread))
 
 
 # --- the sampler, on analytic fields ---
@@ -131,7 +133,7 @@ def ball_sampler(contract_radius=4.0, proposals=2, **kw):
 
 def centre_rays():
   """Rays from the origin towards the ball, through a 4x4 image (each hits it)."""
-  rays = camera.image_rays(jnp.eye(4), camera.centred_intrinsics(400.0, 4, 4), 4, 4)
+  rays = pinhole.image_rays(jnp.eye(4), pinhole.centred_intrinsics(400.0, 4, 4), 4, 4)
   return jax.tree_util.tree_map(lambda x: x.reshape(-1, 3), rays)
 
 
@@ -147,7 +149,7 @@ def test_the_proposals_find_a_far_surface_in_contracted_space():
   assert np.mean(np.abs(z + first_hit) < 2.0) > 0.3  # most of the samples spent near the surface
   # The envelope of an exact proposal bounds the field's weights: the interlevel term is ~0.
   renders = jax.jit(ball_sampler().apply)({}, rays, jax.random.split(jax.random.PRNGKey(0), 16))
-  term = interval_losses.interlevel(override(small_nerf_config('.'), **{'loss.interlevel_weight': 1.0}).loss)
+  term = interval.interlevel(override(small_nerf_config('.'), **{'loss.interlevel_weight': 1.0}).loss)
   assert float(term(renders, None, 0)) < 1e-3
   assert set(renders['fine'].extras) >= {'sdist', 'proposal_sdist_0', 'proposal_weights_1'}
 
@@ -167,7 +169,7 @@ def test_the_occupancy_grid_in_contracted_space_finds_the_far_surface_and_keeps_
   for i in range(8):
     updated = update(updated, jax.random.PRNGKey(i))
   bits = updated['occupancy']['bits']
-  cell = lambda world: occupancy.cell_index(sampling.contract(jnp.asarray(world), radius), -2.0, 2.0, 32)[0]
+  cell = lambda world: occupancy_grid.cell_index(sampling.contract(jnp.asarray(world), radius), -2.0, 2.0, 32)[0]
   assert float(bits[cell([0.0, 0.0, -40.0])]) == 1.0 and float(bits[cell([0.0, 0.0, 40.0])]) == 0.0
   assert 0.0 < float(bits.mean()) < 0.05
   # A new grid (every cell sampled): the steps at 30 units are ~0.9 long, so the depth is the ball's
@@ -179,7 +181,7 @@ def test_the_occupancy_grid_in_contracted_space_finds_the_far_surface_and_keeps_
     assert float(out.acc.min()) > 0.99
     np.testing.assert_allclose(out.depth, 30.0 + tolerance / 2, atol=tolerance / 2 + 0.5)
   # The grid's steps: never under the linear part's, growing with distance (cells far out are big).
-  cell_steps = occupancy.contracted_step_sizes(32, -2.0, 2.0, near=0.1, far=1000.0 * radius, radius=radius,
+  cell_steps = occupancy_grid.contracted_step_sizes(32, -2.0, 2.0, near=0.1, far=1000.0 * radius, radius=radius,
                                                max_steps=steps)
   assert float(cell_steps.min()) >= 2.0 * (radius - 0.1) / steps - 1e-7
   assert float(cell_steps[cell([0.0, 0.0, -40.0])]) > 10 * float(cell_steps[cell([0.0, 0.0, -1.0])])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nerf_jax import sfm
-from nerf_jax.camera import look_at_pose
+from nerf_jax.cameras.pinhole import look_at_pose
 from nerf_jax.datasets import generated
 from nerf_jax.errors import DatasetError
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from nerf_jax import camera as camera_lib
 from nerf_jax import datasets
+from nerf_jax.cameras import pinhole as camera_lib
 from nerf_jax.datasets import colmap, generated, transforms
 from nerf_jax.errors import DatasetError
 from tests.conftest import override

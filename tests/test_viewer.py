@@ -6,6 +6,7 @@ that leaves mid-frame, a taken port, camera paths, and a real headless Chromium 
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,9 @@ import websockets  # noqa: E402
 import zstandard  # noqa: E402
 from viser import _messages, transforms  # noqa: E402
 
-from nerf_jax import camera_path, evaluate, tasks, train, viewer  # noqa: E402
+from nerf_jax import evaluate, tasks, train, viewer  # noqa: E402
+from nerf_jax.cameras import camera_path  # noqa: E402
+from nerf_jax.viewer import browser_camera  # noqa: E402
 from nerf_jax.errors import ConfigError  # noqa: E402
 from docs import viewer_screenshot  # noqa: E402
 
@@ -45,7 +48,7 @@ def view_config(config, **values):
 # --- a client speaking viser's protocol (what the browser's page sends and receives) ---
 
 def camera_message(pose, fov=0.7, height=300, width=400):
-  wxyz, position = viewer.viser_pose(pose)
+  wxyz, position = browser_camera.viser_pose(pose)
   forward = -np.asarray(pose)[:3, 2]
   return _messages.ViewerCameraMessage(
       wxyz=tuple(wxyz), position=tuple(position), fov=fov, near=0.01, far=100.0, image_height=height,
@@ -105,18 +108,18 @@ def test_viser_camera_axes_are_opencv_of_the_opengl_pose():
   rotation = transforms.SO3.exp(rng.normal(size=3)).as_matrix()
   pose = np.eye(4)
   pose[:3, :3], pose[:3, 3] = rotation, rng.normal(size=3)
-  wxyz, position = viewer.viser_pose(pose)
+  wxyz, position = browser_camera.viser_pose(pose)
   r = transforms.SO3(wxyz).as_matrix()
   np.testing.assert_allclose(r[:, 2], -pose[:3, 2], atol=1e-9)  # viser looks down +Z, NeRF down -Z
   np.testing.assert_allclose(r[:, 1], -pose[:3, 1], atol=1e-9)  # viser's +Y is down
   np.testing.assert_allclose(position, pose[:3, 3])
-  np.testing.assert_allclose(viewer.opengl_pose(wxyz, position), pose, atol=1e-9)
+  np.testing.assert_allclose(browser_camera.opengl_pose(wxyz, position), pose, atol=1e-9)
 
 
 def test_frame_sizes_and_letterbox():
-  assert viewer.frame_size(128, 4 / 3) == (96, 128)
-  assert viewer.frame_size(128, 0.5) == (128, 64)
-  boxed = viewer.letterbox(np.zeros((10, 20, 3), np.uint8), 4.0)
+  assert browser_camera.frame_size(128, 4 / 3) == (96, 128)
+  assert browser_camera.frame_size(128, 0.5) == (128, 64)
+  boxed = browser_camera.letterbox(np.zeros((10, 20, 3), np.uint8), 4.0)
   assert boxed.shape == (10, 40, 3) and boxed[:, :10].min() == 255 and boxed[:, 10:30].max() == 0
 
 
@@ -157,7 +160,7 @@ def test_a_client_receives_the_render_of_its_camera_at_each_size(trained):
   assert [f.shape for f in frames[:3]] == [(36, 48, 3), (72, 96, 3), (96, 128, 3)]
   # The last frame against the task's own render of that camera (JPEG: a few levels off).
   height, width = 96, 128
-  expected = task.view_from_pose('x', pose, viewer.intrinsics_for(fov, height, width), height, width)
+  expected = task.view_from_pose('x', pose, browser_camera.intrinsics_for(fov, height, width), height, width)
   outputs = evaluate.Evaluator(task, 2048).render(state.variables, expected)
   difference = np.abs(frames[2].astype(float) - evaluate.to_uint8(outputs['rgb']).astype(float))
   assert difference.mean() < 4.0
@@ -218,6 +221,17 @@ def test_a_taken_port_is_a_one_line_error(trained):
       viewer.Viewer(tasks.make_task(config), config.view, workdir, config.render)
 
 
+def test_the_viewer_stops_by_itself_after_exit_after_s(trained):
+  config, workdir = trained
+  config = view_config(config, exit_after_s=1.0)
+  task = tasks.make_task(config)
+  state, _ = train.load_state(config, task, workdir)
+  v = viewer.Viewer(task, config.view, workdir, config.render)
+  start = time.monotonic()
+  v.serve(lambda: (state.variables, int(state.step)))  # returns once view.exit_after_s has passed
+  assert v.closed and 1.0 <= time.monotonic() - start < 30.0
+
+
 def test_the_path_panel_writes_a_path_render_reads(trained, tmp_path):
   config, workdir = trained
   config = view_config(config)
@@ -233,7 +247,7 @@ def test_the_path_panel_writes_a_path_render_reads(trained, tmp_path):
   assert loaded.poses.shape == (5, 4, 4) and loaded.fps == 12.0
   assert (loaded.height, loaded.width) == (task.scene.height, task.scene.width)
   np.testing.assert_allclose(loaded.poses[-1], task.scene.poses[4], atol=1e-5)
-  np.testing.assert_allclose(loaded.intrinsics[0], viewer.intrinsics_for(0.7, loaded.height, loaded.width),
+  np.testing.assert_allclose(loaded.intrinsics[0], browser_camera.intrinsics_for(0.7, loaded.height, loaded.width),
                              rtol=1e-5)
 
 
@@ -244,7 +258,8 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 
 @pytest.mark.skipif(CHROMIUM is None, reason='no chromium (apt-get install chromium; CI installs it)')
 def test_mode_view_in_a_real_headless_chromium(tmp_path):
-  """python main.py --mode view answers HTTP, Chromium's screenshot shows the render, and it exits 0."""
+  """python main.py --mode view answers HTTP, Chromium's screenshot shows the render, and Ctrl+C stops it
+  with status 0 (view.exit_after_s, 50 s, only in case it does not)."""
   port = free_port()
   base = [sys.executable, os.path.join(REPO, 'main.py'), '--config', os.path.join(REPO, 'configs', 'demo_fast.py'),
           f'--workdir={tmp_path / "run"}', f'--config.data.root={tmp_path}']
@@ -280,6 +295,7 @@ def test_mode_view_in_a_real_headless_chromium(tmp_path):
       png, image = asyncio.run(until_rendered(ws_url))
     with open(shot, 'wb') as f:
       f.write(png)
+    served.send_signal(signal.SIGINT)
     output = served.communicate(timeout=120)[0]
   finally:
     served.kill()

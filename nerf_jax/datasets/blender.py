@@ -10,7 +10,7 @@ import os
 import imageio.v3 as iio
 import numpy as np
 
-from nerf_jax.camera import centred_intrinsics
+from nerf_jax.cameras.pinhole import centred_intrinsics
 from nerf_jax.datasets.generated import ensure_scene
 from nerf_jax.datasets.scene import SceneSplit
 from nerf_jax.errors import DatasetError

@@ -49,7 +49,7 @@ import os
 
 import numpy as np
 
-from nerf_jax.camera import angles_from_mean_direction, look_at_centre
+from nerf_jax.cameras.pinhole import angles_from_mean_direction, look_at_centre
 from nerf_jax.datasets.blender import area_resize, composite_on_white, decode_image
 from nerf_jax.datasets.colmap_model import FIX, model_extension, read_model
 # LLFF's normalisation, for forward-facing captures (names, not the package: nerf_jax.datasets imports this).

@@ -16,7 +16,7 @@ import os
 import imageio.v3 as iio
 import numpy as np
 
-from nerf_jax.camera import look_at_pose  # the scene's cameras; tests and benchmarks place theirs with it too
+from nerf_jax.cameras.pinhole import look_at_pose  # the scene's cameras; tests and benchmarks place theirs with it too
 
 CAMERA_ANGLE_X = 0.6911112070083618  # the lego scene's horizontal field of view
 CAMERA_RADIUS = 4.0

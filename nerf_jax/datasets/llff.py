@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from nerf_jax.camera import centred_intrinsics
+from nerf_jax.cameras.pinhole import centred_intrinsics
 from nerf_jax.datasets.blender import area_resize, decode_image
 from nerf_jax.datasets.scene import IMAGE_EXTENSIONS, SceneSplit
 from nerf_jax.errors import DatasetError

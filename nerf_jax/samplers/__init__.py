@@ -7,8 +7,7 @@ keys and the rule the file owns (docs/extending.md).
 """
 
 from nerf_jax.registry import Registry
-from nerf_jax import contraction
-from nerf_jax.samplers import hierarchical, neus, occupancy, proposal
+from nerf_jax.samplers import contraction, hierarchical, neus, occupancy, proposal
 from nerf_jax.samplers.base import Sampler, check_field
 
 SAMPLERS = Registry('sampler', 'model.sampler')

@@ -10,7 +10,7 @@ nothing outside its file asks which sampler it has:
   NEEDS: the types.FieldOutput entries its fields must give ('rgb', 'density', or an extra's name)
   SURFACE_LEVEL: the level of `surface` that --mode mesh takes: a number (an SDF's zero), or None: one
     picked from the sampled values (densities have no level of their own: Otsu's split)
-  CONTRACTS: whether it implements model.contraction (nerf_jax.contraction): queries its fields at
+  CONTRACTS: whether it implements model.contraction (nerf_jax.samplers.contraction): queries its fields at
     contracted points; the config rule refuses contraction for a sampler that does not
 """
 

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax import config_rules, fields, occupancy, rendering, sampling
+from nerf_jax import config_rules, fields, occupancy_grid, rendering, sampling
 from nerf_jax.fields.hashgrid import HashEncoding
 from nerf_jax.fields.ngp import NgpField
 from nerf_jax.samplers.occupancy import OccupancySampler
@@ -94,7 +94,7 @@ class NeusSampler(OccupancySampler):
       return background
     lo, hi = self.box
     radius = max(abs(lo), abs(hi))
-    t_enter, t_exit = occupancy.ray_box(rays.origins, rays.directions, lo, hi)
+    t_enter, t_exit = occupancy_grid.ray_box(rays.origins, rays.directions, lo, hi)
     start = jnp.where(t_enter <= t_exit, jnp.maximum(t_exit, self.near), self.near)[:, None]  # [R, 1]
     count = self.background_samples
     jitter = (0.5 if keys is None else

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import config_rules, contraction, occupancy, rendering, sampling, types
+from nerf_jax import config_rules, occupancy_grid, rendering, sampling, types
+from nerf_jax.samplers.contraction import FAR_RADII, contraction_radius
 from nerf_jax.samplers.base import Sampler
 
 KEYS = {
@@ -50,7 +51,7 @@ def check(config):
 
 def march_step(model_config):
   """The step in world units: model.march_steps steps cross the box's diagonal (without contraction;
-  with it the steps grow along the ray, occupancy.march_contracted, and each cell has its own,
+  with it the steps grow along the ray, occupancy_grid.march_contracted, and each cell has its own,
   OccupancySampler.cell_steps)."""
   lo, hi = model_config.box
   return float(np.sqrt(3.0) * (hi - lo) / model_config.march_steps)
@@ -62,7 +63,7 @@ class OccupancySampler(Sampler):
 
   fine: the field (named as NeRF's fine one: checkpoints of either sampler name their field alike).
   The grid is the variable collection 'occupancy' ({'density', 'bits'}: float32 [res^3]), not
-  trained by the optimiser: `update` refreshes it every grid_every steps (occupancy.update_density).
+  trained by the optimiser: `update` refreshes it every grid_every steps (occupancy_grid.update_density).
   box: (lo, hi) of the cube the grid covers; step_size: world units between samples; max_steps:
   samples per ray before the grid (enough to cross the box); stages (training; eval_stages without
   keys): samples per ray, on average over the batch, that each marching stage may give the field.
@@ -100,8 +101,8 @@ class OccupancySampler(Sampler):
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
-    radius = contraction.radius(m, near)
-    far = far if radius is None else contraction.FAR_RADII * radius
+    radius = contraction_radius(m, near)
+    far = far if radius is None else FAR_RADII * radius
     return cls(fine=make_field(), near=near, far=far, box=tuple(m.box), resolution=m.grid_resolution,
                step_size=march_step(m), max_steps=m.march_steps, radius=radius, stages=tuple(m.march_samples),
                eval_stages=tuple(m.march_eval_samples), white_bkgd=data_config.white_bkgd,
@@ -117,28 +118,28 @@ class OccupancySampler(Sampler):
 
   def update(self, variables, step, key, density):
     """Every grid_every steps the grid's densities are refreshed from the field
-    (occupancy.update_density) and its bits recomputed."""
+    (occupancy_grid.update_density) and its bits recomputed."""
     lo, hi = self.box
     # density() takes world points; the grid's cells are in contracted space when contraction is on.
     world = (lambda p: p) if self.radius is None else (lambda p: sampling.uncontract(p, self.radius))
 
     def refresh(variables):
       grid = variables['occupancy']
-      new = occupancy.update_density(
+      new = occupancy_grid.update_density(
           grid['density'], grid['bits'], key, step, lambda p: density(variables, world(p)),
           res=self.resolution, lo=lo, hi=hi, warmup_steps=self.grid_warmup_steps, decay=self.grid_decay)
-      bits = occupancy.occupied_bits(new, self.cell_steps(), self.grid_threshold)
+      bits = occupancy_grid.occupied_bits(new, self.cell_steps(), self.grid_threshold)
       return {**variables, 'occupancy': {'density': new, 'bits': bits}}
 
     return jax.lax.cond(step % self.grid_every == 0, refresh, lambda v: v, variables)
 
   def cell_steps(self):
     """The marching step in world units each cell is sampled at: step_size, or float32 [res^3] with
-    contraction (occupancy.contracted_step_sizes)."""
+    contraction (occupancy_grid.contracted_step_sizes)."""
     if self.radius is None:
       return self.step_size
     lo, hi = self.box
-    return occupancy.contracted_step_sizes(self.resolution, lo, hi, near=self.near, far=self.far,
+    return occupancy_grid.contracted_step_sizes(self.resolution, lo, hi, near=self.near, far=self.far,
                                            radius=self.radius, max_steps=self.max_steps)
 
   def sample_opacity(self, out, viewdirs, deltas):
@@ -187,15 +188,15 @@ class OccupancySampler(Sampler):
     else:
       offsets = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, 1), ()))(keys)
     if self.radius is None:
-      z_vals, dt, valid = occupancy.march(origins, directions, offsets, near=self.near, far=self.far, lo=lo,
+      z_vals, dt, valid = occupancy_grid.march(origins, directions, offsets, near=self.near, far=self.far, lo=lo,
                                           hi=hi, step_size=self.step_size, max_steps=steps)
       dt = jnp.broadcast_to(dt[:, None], z_vals.shape)
     else:  # every step is inside the contracted box; steps grow with distance
-      z_vals, dt = occupancy.march_contracted(offsets, near=self.near, far=self.far, split=self.radius,
+      z_vals, dt = occupancy_grid.march_contracted(offsets, near=self.near, far=self.far, split=self.radius,
                                               max_steps=steps)
       valid = dt > 0  # the last steps of a jittered ray are cut to nothing at far
     points = sampling.points_along(rays, z_vals)
-    cell, _ = occupancy.cell_index(self.grid_points(points), lo, hi, self.resolution)
+    cell, _ = occupancy_grid.cell_index(self.grid_points(points), lo, hi, self.resolution)
     candidates = valid & (bits[cell] > 0)
     # Samples are named by their flat index ray * K + step into [R, K]; pad = R * K names an unused
     # slot of select_samples', whose ray R is out of range (segment sums drop it).
@@ -234,9 +235,9 @@ class OccupancySampler(Sampler):
     for stage, per_ray in enumerate(stages):
       mask = remaining(state)
       if stage < len(stages) - 1:  # the next candidates of every ray still seen through
-        index = occupancy.select_samples(mask, num_rays * per_ray)
+        index = occupancy_grid.select_samples(mask, num_rays * per_ray)
       else:  # the rest of whole rays; a ray that does not fit is left out of the loss
-        index, fits = occupancy.select_rays(mask, num_rays * per_ray)
+        index, fits = occupancy_grid.select_rays(mask, num_rays * per_ray)
         complete = fits | ~jnp.any(mask, axis=1)
       samples, state = query(self, index, state)
       queried.append((index, *samples))
@@ -276,7 +277,7 @@ class OccupancySampler(Sampler):
       def again(module, carry):
         (state, tau, rgb), _, round_ = carry
         mask = remaining(state)
-        index, fits = occupancy.select_rays(mask, budget)
+        index, fits = occupancy_grid.select_rays(mask, budget)
         (sample_tau, sample_rgb, _, _), state = query(module, index, state)
         dense = (state, tau.at[index].set(sample_tau), rgb.at[index].set(sample_rgb))
         return dense, fits | ~jnp.any(mask, axis=1), round_ + 1

@@ -21,10 +21,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nerf_jax import config_rules, contraction, rendering, sampling
+from nerf_jax import config_rules, rendering, sampling
 from nerf_jax.fields.density import DensityField
 from nerf_jax.fields.hashgrid import HashEncoding
 from nerf_jax.fields.layers import compute_dtype
+from nerf_jax.samplers.contraction import FAR_RADII, contraction_radius
 from nerf_jax.samplers.base import Sampler
 from nerf_jax.types import Conditioning
 
@@ -101,7 +102,7 @@ class ProposalSampler(Sampler):
   @classmethod
   def build(cls, data_config, model_config, near, far, make_field):
     m = model_config
-    radius = contraction.radius(m, near)
+    radius = contraction_radius(m, near)
     box = tuple(m.box)  # (-2, 2) with contraction (its rule)
     proposals = tuple(
         DensityField(encoding=HashEncoding(num_levels=m.proposal_hash_levels, features=2,
@@ -111,7 +112,7 @@ class ProposalSampler(Sampler):
         for finest in m.proposal_hash_finest)
     return cls(fine=make_field(), proposals=proposals, proposal_samples=tuple(m.proposal_samples),
                field_samples=m.field_samples, near=near,
-               far=far if radius is None else contraction.FAR_RADII * radius,
+               far=far if radius is None else FAR_RADII * radius,
                radius=radius, padding=m.proposal_padding, white_bkgd=data_config.white_bkgd)
 
   def _query(self, field, points, viewdirs, cond):

@@ -6,7 +6,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import batching, camera, datasets, fields, metrics
+from nerf_jax import batching, datasets, fields, metrics
+from nerf_jax.cameras import pinhole
 from nerf_jax.fields.layers import Dense, features_first, features_last
 from nerf_jax.tasks.base import EvalView, Task
 
@@ -16,7 +17,7 @@ def uv_grid(height, width):
 
   returns float32 [height, width, 2]; [0, 0] = (0, 0) top-left, [-1, -1] = (1, 1) bottom-right.
   """
-  rows, cols = camera.pixel_grid(height, width)
+  rows, cols = pinhole.pixel_grid(height, width)
   u = cols.astype(np.float32) / np.float32(max(width - 1, 1))
   v = rows.astype(np.float32) / np.float32(max(height - 1, 1))
   return np.stack([u, v], axis=-1)

@@ -5,9 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import export, fields, losses, metrics, sampling, samplers
+from nerf_jax import export, fields, losses, sampling, samplers
 from nerf_jax.errors import ConfigError
 from nerf_jax.fields import appearance
+from nerf_jax.losses.photometric import photometric_loss
 from nerf_jax.types import NO_CAMERA, Conditioning
 from nerf_jax.tasks.scene import SceneTask
 
@@ -62,30 +63,17 @@ class NerfTask(SceneTask):
                           f'rgb, depth, acc and weights: drop the term or choose a sampler that gives them.')
 
   def loss(self, variables, batch, step):
-    """(photometric MSE summed over the sampler's PHOTOMETRIC renders + the loss terms, metrics).
+    """(photometric MSE summed over the sampler's PHOTOMETRIC renders + the loss terms, metrics):
+    losses.photometric.photometric_loss, plus a camera model's penalty.
 
-    variables: the state's variables; batch: sample_batch's; step: int32 []. Metrics: 'psnr' of the
-    shown render, 'acc' its mean opacity, 'psnr_<name>' of the other renders, 'rays_complete' where a
-    sampler's budget leaves rays out, 'loss_<term>' each term's value; with a camera model that has
-    them, 'loss_pose' (its penalty, in the loss) and how far the poses moved (SceneTask.camera_loss).
+    variables: the state's variables; batch: sample_batch's; step: int32 []. Metrics: photometric_loss's;
+    with a camera model that has them, 'loss_pose' (its penalty, in the loss) and how far the poses
+    moved (SceneTask.camera_loss).
     """
     rays = self.batch_rays(variables, batch)
     renders = self.model.apply(_model_variables(variables), rays, batch['keys'], batch.get('background'))
-    mses = {name: metrics.mse(renders[name].rgb, batch['rgb'], renders[name].complete)
-            for name in self.sampler.photometric()}
-    total = sum(mses.values())
-    shown = renders[self.shown]
-    aux = {'psnr': metrics.psnr_from_mse(mses[self.shown]) if self.shown in mses else
-           metrics.psnr_from_mse(metrics.mse(shown.rgb, batch['rgb'], shown.complete)),
-           'acc': jnp.mean(shown.acc)}
-    for name, mse in mses.items():
-      if name != self.shown:
-        aux[f'psnr_{name}'] = metrics.psnr_from_mse(mse)
-    if shown.complete is not None:  # the share of the batch's rays the budget trained
-      aux['rays_complete'] = jnp.mean(shown.complete)
-    for name, term in self.loss_terms.items():
-      aux[f'loss_{name}'] = term(renders, batch, step)
-      total = total + aux[f'loss_{name}']
+    total, aux = photometric_loss(renders, batch, step, photometric=self.sampler.photometric(), shown=self.shown,
+                                  terms=self.loss_terms)
     pose_penalty, pose_metrics = self.camera_loss(variables)  # a camera model's regulariser and report
     aux.update(pose_metrics)
     return total + pose_penalty, aux

@@ -2,7 +2,7 @@
 
 SceneTask owns everything a scene method shares, whatever it renders: the training split and its
 other splits, rays from poses (in NDC where data.ndc is set), batches of pixels, the camera model
-(camera_models.CAMERA_MODELS) that may refine the training poses inside the loss, the views to
+(cameras.CAMERA_MODELS) that may refine the training poses inside the loss, the views to
 evaluate, camera paths, the scene box and point clouds from rendered depth. A method (tasks.nerf's
 NerfTask, a surface method) subclasses it and adds its model, loss and prediction.
 """
@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nerf_jax import batching, camera, camera_models, camera_path, config_rules, datasets, export, video
+from nerf_jax import batching, cameras, config_rules, datasets, export, video
+from nerf_jax.cameras import camera_path, pinhole
 from nerf_jax.datasets import llff
 from nerf_jax.errors import ConfigError
 from nerf_jax.tasks.base import EvalView, Task, select_views
@@ -59,20 +60,20 @@ class SceneTask(Task):
       raise ConfigError(f'data.random_bkgd=True needs images with alpha; {data_config.format!r} scene '
                         f'{data_config.scene!r} has none: set data.random_bkgd=False.')
     self.num_cameras = len(self.scene.poses)
-    self.camera_model = camera_models.CAMERA_MODELS.get(model_config.camera)(model_config, self.num_cameras)
+    self.camera_model = cameras.CAMERA_MODELS.get(model_config.camera)(model_config, self.num_cameras)
 
   # --- rays ---
 
   def rays(self, poses, intrinsics, rows, cols, camera_index=None):
-    """camera.rays_from_pixels, then in NDC where data.ndc is set (the scene's one NDC mapping): the
+    """pinhole.rays_from_pixels, then in NDC where data.ndc is set (the scene's one NDC mapping): the
     rays the model sees. camera_index: int [...] each ray's training camera (types.Rays.camera)."""
-    rays = camera.rays_from_pixels(poses, intrinsics, rows, cols, camera_index)
-    return camera.ndc_rays(rays, self.ndc_intrinsics, NDC_NEAR) if self.data_config.ndc else rays
+    rays = pinhole.rays_from_pixels(poses, intrinsics, rows, cols, camera_index)
+    return pinhole.ndc_rays(rays, self.ndc_intrinsics, NDC_NEAR) if self.data_config.ndc else rays
 
   def image_rays(self, pose, intrinsics, height, width, camera_index=NO_CAMERA):
     """self.rays through every pixel of one view, flattened: numpy Rays with fields [height * width, 3]
     (camera [height * width, 1])."""
-    rows, cols = camera.pixel_grid(height, width)
+    rows, cols = pinhole.pixel_grid(height, width)
     return _flat(self.rays(jnp.asarray(pose), jnp.asarray(intrinsics), rows, cols, camera_index))
 
   def batch_rays(self, variables, batch):
@@ -95,7 +96,7 @@ class SceneTask(Task):
     return params, state
 
   def optimizer_groups(self):
-    """The camera model's parameters at its own learning rate and warm-up (camera_models.CameraModel's
+    """The camera model's parameters at its own learning rate and warm-up (cameras.CameraModel's
     lr_scale and warmup_steps; optim.group_schedule). Its group is there whatever their values, so a
     resumed run may change them (the optimiser state's layout stays)."""
     model = self.camera_model
@@ -120,7 +121,7 @@ class SceneTask(Task):
     return penalty, {'loss_pose': penalty, **metrics}
 
   def init_inputs(self):
-    return camera.image_rays(jnp.eye(4), camera.centred_intrinsics(1.0, 1, 1), 1, 1, camera=0)
+    return pinhole.image_rays(jnp.eye(4), pinhole.centred_intrinsics(1.0, 1, 1), 1, 1, camera=0)
 
   def train_data(self):
     """{'images': float32 [N, H, W, 3], 'poses': float32 [N, 4, 4], 'intrinsics': float32 [N, 4]}, and
@@ -254,7 +255,7 @@ class SceneTask(Task):
     points = rays.origins[opaque] + depth[:, None] * rays.directions[opaque]
     if self.data_config.ndc:  # back to the world; NDC depth 1 is at infinity, so drop what is nearly there
       keep = points[:, 2] < 1.0 - 1e-3
-      points = camera.world_from_ndc(points[keep], self.ndc_intrinsics, NDC_NEAR)
+      points = pinhole.world_from_ndc(points[keep], self.ndc_intrinsics, NDC_NEAR)
       return points, outputs['rgb'].reshape(-1, 3)[opaque][keep]
     return points, outputs['rgb'].reshape(-1, 3)[opaque]
 

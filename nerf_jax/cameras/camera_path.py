@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from nerf_jax.datasets import colmap_model
+from nerf_jax.cameras import rotations
 from nerf_jax.errors import ConfigError
 
 
@@ -83,7 +83,7 @@ def interpolate(keyframes, num_frames):
   keyframes = np.asarray(keyframes, np.float64)
   if len(keyframes) == 1 or num_frames == 1:
     return np.repeat(keyframes[:1], num_frames, axis=0).astype(np.float32)
-  quats = [colmap_model.rotmat_to_qvec(k[:3, :3]) for k in keyframes]
+  quats = [rotations.rotmat_to_qvec(k[:3, :3]) for k in keyframes]
   poses = []
   for u in np.linspace(0.0, len(keyframes) - 1, num_frames):
     i = min(int(u), len(keyframes) - 2)
@@ -94,7 +94,7 @@ def interpolate(keyframes, num_frames):
     angle = np.arccos(np.clip(np.dot(q0, q1), -1.0, 1.0))
     q = q0 if angle < 1e-8 else (np.sin((1 - f) * angle) * q0 + np.sin(f * angle) * q1) / np.sin(angle)
     pose = np.eye(4)
-    pose[:3, :3] = colmap_model.qvec_to_rotmat(q)
+    pose[:3, :3] = rotations.qvec_to_rotmat(q)
     pose[:3, 3] = (1 - f) * keyframes[i, :3, 3] + f * keyframes[i + 1, :3, 3]
     poses.append(pose)
   return np.stack(poses).astype(np.float32)

@@ -1,4 +1,12 @@
-"""Camera models by name: model.camera picks how the training cameras' poses reach the rays.
+"""Cameras: how a camera makes rays, how its poses are learned, and the paths it flies.
+
+The family's files: pinhole.py (rays from camera-to-world poses and intrinsics fx, fy, cx, cy: the one
+place rays are made; pure), base.py (CameraModel), pose_refinement.py ('refine'), camera_path.py (camera
+path JSON files: read, write, interpolate through keyframes). Lens distortion is undone when a scene is
+loaded (datasets/colmap.py), so every camera here is a pinhole.
+
+Camera models by name (this file's registry): model.camera picks how the training cameras' poses reach
+the rays.
 
 Rays are made inside the loss (tasks.scene.SceneTask.batch_rays), from the poses of the batch's
 images passed through the camera model, so a model with parameters learns them with the fields. An
@@ -16,8 +24,8 @@ shown from their given poses too. A new model is a file of its own plus one line
   'refine'  per-view rotation and translation deltas, regularised (pose_refinement.py: nerfacto's SO3xR3)
 """
 
-from nerf_jax import pose_refinement
-from nerf_jax.camera_model_base import CameraModel
+from nerf_jax.cameras import pose_refinement
+from nerf_jax.cameras.base import CameraModel
 from nerf_jax.registry import Registry
 
 CAMERA_MODELS = Registry('camera model', 'model.camera')

@@ -1,7 +1,7 @@
-"""CameraModel: the base class of a camera model with parameters (camera_models.CAMERA_MODELS).
+"""CameraModel: the base class of a camera model with parameters (cameras.CAMERA_MODELS).
 
-Apart from camera_models.py so that a model in a file of its own (pose_refinement.py) can subclass it
-while camera_models.py registers that file's model: no import cycle. camera_models exports it too.
+Apart from the registry (cameras/__init__.py) so that a model in a file of its own (pose_refinement.py)
+can subclass it while the registry registers that file's model: no import cycle. The package exports it too.
 """
 
 import flax.linen as nn

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nerf_jax import config_rules
-from nerf_jax.camera_model_base import CameraModel
+from nerf_jax.cameras.base import CameraModel
 
 # nerfacto: its camera optimiser's Adam at 1e-3 against the fields' 1e-2; penalties 1e-3 (rotation,
 # radians) and 1e-2 (translation, scene units).

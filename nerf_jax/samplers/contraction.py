@@ -48,7 +48,7 @@ def check(config, contracts):
   return problems
 
 
-def radius(model_config, near):
+def contraction_radius(model_config, near):
   """model.contract_radius where contraction is on, else None; ConfigError where the rays' near bound
   (float, world units) is not inside it: the piecewise spacing runs linearly from near out to the
   radius, and would run backwards."""

@@ -14,14 +14,14 @@ and a sampler that renders no such thing is a ConfigError before the first step.
 works one example through.
 """
 
-from nerf_jax import interval_losses, sdf_losses
+from nerf_jax.losses import interval, sdf
 from nerf_jax.registry import Registry
 
 LOSS_TERMS = Registry('loss term', 'loss.terms')
-LOSS_TERMS.register('eikonal', sdf_losses.eikonal, keys=sdf_losses.EIKONAL_KEYS, check=sdf_losses.check_eikonal,
+LOSS_TERMS.register('eikonal', sdf.eikonal, keys=sdf.EIKONAL_KEYS, check=sdf.check_eikonal,
                     needs=('sdf_gradient',))
-LOSS_TERMS.register('mask', sdf_losses.mask, keys=sdf_losses.MASK_KEYS, check=sdf_losses.check_mask)
-LOSS_TERMS.register('interlevel', interval_losses.interlevel, keys=interval_losses.INTERLEVEL_KEYS,
-                    check=interval_losses.check_interlevel, needs=('sdist', 'proposal_weights_0'))
-LOSS_TERMS.register('distortion', interval_losses.distortion, keys=interval_losses.DISTORTION_KEYS,
-                    check=interval_losses.check_distortion, needs=('sdist',))
+LOSS_TERMS.register('mask', sdf.mask, keys=sdf.MASK_KEYS, check=sdf.check_mask)
+LOSS_TERMS.register('interlevel', interval.interlevel, keys=interval.INTERLEVEL_KEYS,
+                    check=interval.check_interlevel, needs=('sdist', 'proposal_weights_0'))
+LOSS_TERMS.register('distortion', interval.distortion, keys=interval.DISTORTION_KEYS,
+                    check=interval.check_distortion, needs=('sdist',))
