@@ -60,7 +60,7 @@ ADDED_KEYS = {
     'train.optimizer.weight_decay': 0.0, 'train.optimizer.groups': [], 'train.progress_every_s': 30.0,
     'data.bounds': 'config', 'data.factor': 1, 'data.llffhold': 8, 'data.ndc': False, 'data.lindisp': False,
     'data.random_bkgd': False, 'train.optimizer.weight_decay_pattern': '', 'model.sampler': 'hierarchical',
-    'model.box': [-1.5, 1.5], 'model.camera': 'fixed',
+    'model.box': [-1.5, 1.5], 'model.camera': 'fixed', 'train.resume_step': 0,
 }
 
 
