@@ -1,6 +1,9 @@
-"""Shared fixtures: a small generated scene, the shared lego scene where present, config helpers."""
+"""Shared fixtures: a small generated scene, the shared lego scene where present, config helpers, and
+the store of small trained models every test file may share."""
 
+import fcntl
 import os
+import shutil
 import sys
 import tempfile
 
@@ -42,6 +45,63 @@ def lego_root():
   if not os.path.isfile(os.path.join(DATA_ROOT, 'lego', 'transforms_train.json')):
     pytest.skip(f'lego not found under {DATA_ROOT!r}; set NERF_JAX_DATA to the folder holding lego/')
   return DATA_ROOT
+
+
+# The small trained models tests share: name -> small_nerf_config's settings. Add a recipe here rather
+# than training a near-copy in a test file's fixture.
+TRAINED_RECIPES = {
+    # 60 steps, an evaluation at 30 and at the end, logs every 10: modes, evaluation, the viewer.
+    'nerf_60': {'train.steps': 60, 'train.eval_every': 30, 'train.log_every': 10, 'train.checkpoint_every': 60},
+}
+
+
+class TrainedModels:
+  """Small models trained once for the whole test run, whatever the test files and workers asking.
+
+  get(name) -> (config, workdir): a copy of the trained workdir of TRAINED_RECIPES[name] for the asking
+  test file (so what one file writes there, another never sees), its config reading the store's own
+  copy of the built-in scene. The first worker to ask trains it under a file lock; the others wait for
+  it and copy. The store lives in the run's temporary folder, shared by pytest-xdist's workers.
+  """
+
+  def __init__(self, root, tmp_path_factory):
+    self.root, self._tmp = root, tmp_path_factory
+    os.makedirs(root, exist_ok=True)
+
+  def _locked(self, name, make):
+    """Runs make(path) once for the whole run: <root>/<name> exists, complete, when it returns."""
+    path = os.path.join(self.root, name)
+    with open(path + '.lock', 'w') as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      try:
+        if not os.path.isfile(os.path.join(path, '.complete')):
+          shutil.rmtree(path, ignore_errors=True)
+          make(path)
+          open(os.path.join(path, '.complete'), 'w').close()
+      finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return path
+
+  def scenes(self):
+    """The folder holding the store's 'spheres' (spheres_root's scene, written once)."""
+    return self._locked('scenes', lambda path: generated.write_scene(
+        os.path.join(path, 'spheres'), size=64, splits={'train': (8, 0), 'val': (2, 1), 'test': (2, 2)}))
+
+  def get(self, name):
+    from nerf_jax import train
+    config = small_nerf_config(self.scenes(), **TRAINED_RECIPES[name])
+    trained = self._locked(name, lambda path: train.train_and_evaluate(config, path))
+    workdir = str(self._tmp.mktemp(name))
+    shutil.copytree(trained, workdir, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.complete', 'train.lock'))
+    return config, workdir
+
+
+@pytest.fixture(scope='session')
+def trained_models(tmp_path_factory):
+  """The run's TrainedModels (one folder for every pytest-xdist worker of this run)."""
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+  return TrainedModels(str(shared / 'trained_models'), tmp_path_factory)
 
 
 def override(config, **values):

@@ -17,11 +17,9 @@ from tests.test_main import run_main
 
 
 @pytest.fixture(scope='module')
-def trained(spheres_root, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('modes_run'))
-  config = small_nerf_config(spheres_root, **{'train.steps': 60, 'train.eval_every': 30,
-                                              'train.log_every': 10, 'train.checkpoint_every': 60})
-  state = train.train_and_evaluate(config, workdir)
+def trained(trained_models):
+  config, workdir = trained_models.get('nerf_60')
+  state, _ = train.load_state(config, tasks.make_task(config), workdir)
   return config, state, workdir
 
 
@@ -194,3 +192,15 @@ def test_evaluation_names_the_worst_view_and_the_median(trained, capsys):
   assert ('worst_gt_pred' in images) == (worst != next(iter(psnrs)))
   if 'worst_gt_pred' in images:
     assert images['worst_gt_pred'].shape == images['gt_pred'].shape
+
+
+def test_the_shared_store_trains_once_and_hands_out_copies(trained_models):
+  (config, first), (_, second) = trained_models.get('nerf_60'), trained_models.get('nerf_60')
+  assert first != second and os.path.isfile(os.path.join(trained_models.root, 'nerf_60', '.complete'))
+  for workdir in (first, second):
+    assert os.path.isdir(os.path.join(workdir, 'checkpoints', '60')) and not os.path.exists(
+        os.path.join(workdir, 'train.lock'))
+  shutil.rmtree(os.path.join(first, 'checkpoints'))  # what one file does to its copy, no other sees
+  assert os.path.isdir(os.path.join(second, 'checkpoints', '60'))
+  task = tasks.make_task(config)
+  assert int(train.load_state(config, task, second)[0].step) == 60

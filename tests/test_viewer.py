@@ -92,13 +92,9 @@ def run_client(port, message, frames, seconds=60.0, leave_after_camera=False, un
 
 
 @pytest.fixture(scope='module')
-def trained(spheres_root, tmp_path_factory):
-  """(config, workdir) of a small NeRF on the built-in scene, trained 60 steps."""
-  config = small_nerf_config(spheres_root, **{'train.steps': 60, 'train.checkpoint_every': 60,
-                                              'train.lr_decay_steps': 60})
-  workdir = str(tmp_path_factory.mktemp('viewer_run'))
-  train.train_and_evaluate(config, workdir)
-  return config, workdir
+def trained(trained_models):
+  """(config, workdir) of a small NeRF on the built-in scene, trained 60 steps (the shared store's)."""
+  return trained_models.get('nerf_60')
 
 
 # --- conventions ---
@@ -226,8 +222,8 @@ def test_the_viewer_stops_by_itself_after_exit_after_s(trained):
   config = view_config(config, exit_after_s=1.0)
   task = tasks.make_task(config)
   state, _ = train.load_state(config, task, workdir)
+  start = time.monotonic()  # view.exit_after_s counts from the viewer's start
   v = viewer.Viewer(task, config.view, workdir, config.render)
-  start = time.monotonic()
   v.serve(lambda: (state.variables, int(state.step)))  # returns once view.exit_after_s has passed
   assert v.closed and 1.0 <= time.monotonic() - start < 30.0
 
